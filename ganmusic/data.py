@@ -1,0 +1,484 @@
+"""Labelled MIDI corpora: find files, parse them in parallel, cache, split, batch windows.
+
+A corpus is a folder with one subfolder per label (`jazz/`, `not_jazz/`, any names), or a CSV
+manifest `path,label[,group]` (paths relative to the manifest; a `performer` column counts as the
+group), or a folder holding `manifest.csv`. Files that cannot be used are skipped with a reason;
+the rest is parsed once and cached by content, so a second load is fast and a changed file is
+re-parsed alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import multiprocessing
+import os
+import zlib
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ganmusic import encoding as enc
+from ganmusic.encoding import EncodingConfig, Vocab
+from ganmusic.ui import maybe_progress
+
+CACHE_FORMAT = 1
+MIDI_SUFFIXES = (".mid", ".midi", ".kar")
+SPLITS = ("train", "val", "test")
+DEFAULT_MIN_NOTES = 8
+DEFAULT_MAX_FILE_BYTES = 16 * 1024 * 1024
+
+
+class CorpusError(ValueError):
+    """A corpus that cannot be used at all (missing folder, wrong layout), with a one-line reason."""
+
+
+def default_cache_dir() -> Path:
+    return Path(os.environ.get("GANMUSIC_CACHE", Path.home() / ".cache" / "ganmusic"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Finding files
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Entry:
+    path: Path
+    label: str
+    group: str  # "" when unknown: the file is its own group
+
+
+def is_midi(path: Path) -> bool:
+    return path.suffix.lower() in MIDI_SUFFIXES
+
+
+def find_entries(source: str | Path) -> tuple[Path, list[Entry]]:
+    """The labelled files of a corpus as `(root, entries)`; raises `CorpusError` on bad layouts."""
+    source = Path(source)
+    if not source.exists():
+        raise CorpusError(f"{source}: no such file or folder")
+    if source.is_file():
+        if source.suffix.lower() != ".csv":
+            raise CorpusError(f"{source}: a corpus is a folder of label subfolders or a .csv manifest")
+        return source.parent, read_manifest(source)
+    if (source / "manifest.csv").is_file():
+        return source, read_manifest(source / "manifest.csv")
+    entries = []
+    for sub in sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        entries += [Entry(p, sub.name, "") for p in sorted(sub.rglob("*")) if p.is_file() and is_midi(p)]
+    if not entries:
+        raise CorpusError(
+            f"{source}: expected one subfolder of MIDI files per label (e.g. jazz/, not_jazz/) "
+            "or a manifest.csv with path,label[,group]")
+    return source, entries
+
+
+def read_manifest(manifest: Path) -> list[Entry]:
+    try:
+        with open(manifest, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise CorpusError(f"{manifest}: cannot read manifest ({exc})") from None
+    if not rows or not {"path", "label"} <= set(rows[0]):
+        raise CorpusError(f"{manifest}: a manifest needs the columns path,label[,group]")
+    group_col = "group" if "group" in rows[0] else "performer" if "performer" in rows[0] else None
+    root = manifest.parent
+    return [Entry(root / r["path"], r["label"].strip(), (r.get(group_col) or "").strip() if group_col else "")
+            for r in rows if r.get("path")]
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing (runs in worker processes: nothing here may import JAX)
+# ---------------------------------------------------------------------------------------------
+
+
+def digest_bytes(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def parse_midi_bytes(data: bytes, config: EncodingConfig, min_notes: int) -> tuple[np.ndarray | None, str]:
+    """Tokens of one file, or `(None, reason)` when it cannot be used."""
+    import io
+
+    import pretty_midi
+
+    if not data:
+        return None, "empty file"
+    try:
+        midi = pretty_midi.PrettyMIDI(io.BytesIO(data))
+    except Exception as exc:  # mido raises many kinds on bad bytes
+        msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return None, f"not a readable MIDI file ({msg[:120]})"
+    stats = enc.EncodeStats()
+    try:
+        notes = enc.midi_to_notes(midi, config, stats)
+    except Exception as exc:  # a broken tempo map and similar
+        return None, f"cannot read notes ({str(exc)[:120]})"
+    if stats.notes_in == 0:
+        return None, "drum-only file (no pitched notes)" if stats.drum_notes else "no notes"
+    if len(notes) < min_notes:
+        return None, f"too few notes ({len(notes)} < {min_notes})"
+    return enc.notes_to_tokens(notes, Vocab(config)), ""
+
+
+def _parse_job(job):
+    path, config_json, min_notes = job
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        return None, f"cannot read file ({exc.strerror})"
+    return parse_midi_bytes(data, EncodingConfig.from_json(config_json), min_notes)
+
+
+# ---------------------------------------------------------------------------------------------
+# The corpus
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Corpus:
+    """Parsed usable files. Tokens of file i are `tokens[offsets[i]:offsets[i + 1]]`."""
+
+    root: Path
+    config: EncodingConfig
+    positive: str
+    paths: list[str]  # relative to root
+    labels: list[str]
+    groups: list[str]
+    digests: list[str]
+    tokens: np.ndarray  # int16, all files concatenated
+    offsets: np.ndarray  # int64 [N + 1]
+    split: np.ndarray  # int8 [N]: index into SPLITS
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    parsed_now: int = 0  # files parsed by this load (the rest came from the cache)
+
+    @property
+    def vocab(self) -> Vocab:
+        return Vocab(self.config)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    @property
+    def is_positive(self) -> np.ndarray:
+        return np.array([label == self.positive for label in self.labels], dtype=bool)
+
+    def sequence(self, i: int) -> np.ndarray:
+        return self.tokens[self.offsets[i] : self.offsets[i + 1]]
+
+    def lengths(self) -> np.ndarray:
+        return np.diff(self.offsets)
+
+    def indices(self, split: str | None = None, positive: bool | None = None) -> np.ndarray:
+        keep = np.ones(len(self), dtype=bool)
+        if split is not None:
+            keep &= self.split == SPLITS.index(split)
+        if positive is not None:
+            keep &= self.is_positive == positive
+        return np.flatnonzero(keep)
+
+    def fingerprint(self) -> str:
+        """Identifies the data a model was trained on (contents, labels, encoding)."""
+        h = hashlib.blake2b(digest_size=12)
+        for d, label in sorted(zip(self.digests, self.labels)):
+            h.update(f"{d}:{label};".encode())
+        h.update(self.config.to_json().encode())
+        return h.hexdigest()
+
+
+def load_corpus(source: str | Path, config: EncodingConfig | None = None, *, positive: str = "jazz",
+                min_notes: int = DEFAULT_MIN_NOTES, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
+                cache_dir: str | Path | None = None, workers: int | None = None,
+                split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), split_seed: int = 0,
+                progress: bool = True, require_positive: bool = True) -> Corpus:
+    """Find, parse (in parallel, cached by content) and split a labelled corpus."""
+    config = config or EncodingConfig()
+    root, entries = find_entries(source)
+    labels_present = sorted({e.label for e in entries})
+    if require_positive and positive not in labels_present:
+        raise CorpusError(f"{source}: no files with the positive label '{positive}' "
+                          f"(labels found: {', '.join(labels_present)})")
+
+    skipped: list[tuple[str, str]] = []
+    # Content digests: the cache key per file, and how exact duplicates are found.
+    digests: list[str | None] = []
+    for e in entries:
+        digest, reason = None, ""
+        try:
+            size = e.path.stat().st_size
+            if size > max_file_bytes:
+                reason = f"file too large ({size / 2**20:.1f} MiB > {max_file_bytes / 2**20:.0f} MiB)"
+            else:
+                digest = digest_bytes(e.path.read_bytes())
+        except OSError as exc:
+            reason = f"cannot read file ({exc.strerror})"
+        digests.append(digest)
+        if reason:
+            skipped.append((rel(e.path, root), reason))
+
+    cache_path = Path(cache_dir or default_cache_dir()) / f"corpus-{cache_key(root, config, min_notes)}.npz"
+    cached = read_cache(cache_path)
+    todo = sorted({(d, str(e.path)) for e, d in zip(entries, digests) if d is not None and d not in cached})
+    todo_unique = list({d: p for d, p in todo}.items())
+    parsed = parse_files([p for _, p in todo_unique], config, min_notes, workers, progress)
+    results = dict(cached)
+    results.update({d: r for (d, _), r in zip(todo_unique, parsed)})
+    if todo_unique or set(cached) - {d for d in digests if d}:
+        write_cache(cache_path, {d: results[d] for d in digests if d is not None})
+
+    paths, labels, groups, kept_digests, seqs = [], [], [], [], []
+    first_path: dict[str, str] = {}
+    for e, d in zip(entries, digests):
+        if d is None:
+            continue
+        path = rel(e.path, root)
+        tokens, reason = results[d]
+        if tokens is None:
+            skipped.append((path, reason))
+        elif d in first_path:
+            skipped.append((path, f"duplicate of {first_path[d]}"))
+        else:
+            first_path[d] = path
+            paths.append(path)
+            labels.append(e.label)
+            groups.append(e.group)
+            kept_digests.append(d)
+            seqs.append(tokens)
+    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    tokens = np.concatenate(seqs).astype(np.int16) if seqs else np.zeros(0, np.int16)
+    split = assign_splits(labels, groups, kept_digests, split_fractions, split_seed)
+    return Corpus(root, config, positive, paths, labels, groups, kept_digests, tokens, offsets,
+                  split, sorted(skipped), parsed_now=len(todo_unique))
+
+
+def rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def parse_files(paths: list[str], config: EncodingConfig, min_notes: int, workers: int | None,
+                progress: bool) -> list[tuple[np.ndarray | None, str]]:
+    jobs = [(p, config.to_json(), min_notes) for p in paths]
+    workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    out = []
+    with maybe_progress(progress and bool(jobs), "parsing MIDI", len(jobs)) as advance:
+        if workers <= 1 or len(jobs) < 32:
+            for job in jobs:
+                out.append(_parse_job(job))
+                advance()
+        else:
+            # spawn, not fork: the caller may already hold JAX's threads.
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+                for result in pool.map(_parse_job, jobs, chunksize=16):
+                    out.append(result)
+                    advance()
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Cache: one .npz per corpus root and encoding, entries keyed by file content; never pickled
+# ---------------------------------------------------------------------------------------------
+
+
+def cache_key(root: Path, config: EncodingConfig, min_notes: int) -> str:
+    text = f"{CACHE_FORMAT}|{root.resolve()}|{config.to_json()}|{min_notes}"
+    return hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
+
+
+def read_cache(path: Path) -> dict[str, tuple[np.ndarray | None, str]]:
+    """Entries of a cache file; a missing, damaged or foreign file reads as empty (rebuilt)."""
+    if not path.exists():
+        return {}
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if int(z["format"]) != CACHE_FORMAT:
+                return {}
+            digests, reasons = list(z["digests"]), list(z["reasons"])
+            tokens, offsets = z["tokens"], z["offsets"]
+            if int(z["checksum"]) != content_checksum(digests, reasons, tokens, offsets):
+                raise ValueError("checksum mismatch")
+    except Exception:  # damaged: rebuild, never trust
+        return {}
+    return {str(d): (tokens[offsets[i] : offsets[i + 1]] if not r else None, str(r))
+            for i, (d, r) in enumerate(zip(digests, reasons))}
+
+
+def write_cache(path: Path, entries: dict[str, tuple[np.ndarray | None, str]]) -> None:
+    digests = list(entries)
+    reasons = [entries[d][1] for d in digests]
+    seqs = [entries[d][0] if entries[d][0] is not None else np.zeros(0, np.int16) for d in digests]
+    offsets = np.concatenate([[0], np.cumsum([len(s) for s in seqs])]).astype(np.int64)
+    tokens = np.concatenate(seqs).astype(np.int16) if seqs else np.zeros(0, np.int16)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
+    np.savez(tmp, format=CACHE_FORMAT, digests=np.array(digests, dtype=str),
+             reasons=np.array(reasons, dtype=str), tokens=tokens, offsets=offsets,
+             checksum=content_checksum(digests, reasons, tokens, offsets))
+    os.replace(tmp, path)  # atomic: a reader never sees half a cache
+
+
+def content_checksum(digests, reasons, tokens, offsets) -> int:
+    crc = zlib.crc32("\n".join(map(str, digests)).encode())
+    crc = zlib.crc32("\n".join(map(str, reasons)).encode(), crc)
+    crc = zlib.crc32(np.ascontiguousarray(tokens, dtype=np.int16).tobytes(), crc)
+    return zlib.crc32(np.ascontiguousarray(offsets, dtype=np.int64).tobytes(), crc)
+
+
+# ---------------------------------------------------------------------------------------------
+# Splits
+# ---------------------------------------------------------------------------------------------
+
+
+def assign_splits(labels: list[str], groups: list[str], digests: list[str],
+                  fractions: tuple[float, float, float], seed: int) -> np.ndarray:
+    """Deterministic split by group (a file without a group is its own), stratified by label.
+
+    Groups are visited in a seeded hash order and each goes to the split furthest below its
+    target share of that label's files, so every file of a group lands in one split.
+    """
+    n = len(labels)
+    split = np.zeros(n, dtype=np.int8)
+    keys = [g if g else f"file:{d}" for g, d in zip(groups, digests)]
+    members: dict[tuple[str, str], list[int]] = {}
+    for i, (label, key) in enumerate(zip(labels, keys)):
+        members.setdefault((label, key), []).append(i)
+    targets = np.asarray(fractions, dtype=np.float64) / np.sum(fractions)
+    for label in sorted(set(labels)):
+        label_groups = [k for (lab, k) in members if lab == label]
+        label_groups.sort(key=lambda k: hashlib.blake2b(f"{seed}:{k}".encode(), digest_size=8).digest())
+        total = sum(len(members[(label, k)]) for k in label_groups)
+        counts = np.zeros(3)
+        # Fill test and validation first so small labels still get held-out files.
+        for k in label_groups:
+            deficit = targets * total - counts
+            order = [2, 1, 0]
+            s = max(order, key=lambda j: (deficit[j], -order.index(j)))
+            idx = members[(label, k)]
+            split[idx] = s
+            counts[s] += len(idx)
+    return split
+
+
+# ---------------------------------------------------------------------------------------------
+# Windows and batches
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Batch:
+    tokens: np.ndarray  # int32 [B, W]
+    mask: np.ndarray  # bool [B, W]
+    labels: np.ndarray  # int32 [B]: 1 for the positive label
+    file_index: np.ndarray  # int64 [B]
+
+
+def window_starts(corpus: Corpus, indices: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """Every note-boundary start (BOS or SHIFT) of the given files whose window fits in the file;
+    a file shorter than the window gets one start at 0. Returns (file index, absolute start)."""
+    types = corpus.vocab.token_type[corpus.tokens.astype(np.int64)]
+    files, starts = [], []
+    for i in indices:
+        lo, hi = corpus.offsets[i], corpus.offsets[i + 1]
+        if hi - lo <= window:
+            s = np.array([lo])
+        else:
+            local = types[lo : hi - window + 1]
+            s = lo + np.flatnonzero((local == enc.T_SHIFT) | (local == enc.T_BOS))
+        files.append(np.full(len(s), i))
+        starts.append(s)
+    if not files:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(files).astype(np.int64), np.concatenate(starts).astype(np.int64)
+
+
+def cut_windows(corpus: Corpus, files: np.ndarray, starts: np.ndarray, window: int,
+                transpose: np.ndarray | None = None) -> Batch:
+    """Windows at the given starts, padded with PAD past each file's end."""
+    ends = corpus.offsets[files + 1]
+    pos = starts[:, None] + np.arange(window)[None, :]
+    mask = pos < ends[:, None]
+    tokens = np.where(mask, corpus.tokens[np.minimum(pos, len(corpus.tokens) - 1)], enc.PAD).astype(np.int32)
+    if transpose is not None:
+        is_pitch = corpus.vocab.token_type[tokens] == enc.T_PITCH
+        tokens = np.where(is_pitch, tokens + transpose[:, None], tokens).astype(np.int32)
+    labels = corpus.is_positive[files].astype(np.int32)
+    return Batch(tokens, mask, labels, files)
+
+
+def transpose_limits(corpus: Corpus, files: np.ndarray, starts: np.ndarray, window: int,
+                     limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per window, the lowest and highest semitone shift within +-limit that keep pitches in range."""
+    vocab = corpus.vocab
+    batch = cut_windows(corpus, files, starts, window)
+    values = vocab.token_value[batch.tokens]
+    is_pitch = (vocab.token_type[batch.tokens] == enc.T_PITCH) & batch.mask
+    hi_pitch = np.where(is_pitch, values, -10**6).max(axis=1)
+    lo_pitch = np.where(is_pitch, values, 10**6).min(axis=1)
+    cfg = corpus.config
+    low = np.where(is_pitch.any(1), np.maximum(-limit, cfg.pitch_min - lo_pitch), 0)
+    high = np.where(is_pitch.any(1), np.minimum(limit, cfg.pitch_max - hi_pitch), 0)
+    return low, high
+
+
+class WindowSampler:
+    """Random training windows. Batch `k` is a pure function of (seed, k), so a resumed run
+    sees exactly the batches it would have seen.
+
+    `balance` draws the positive and the other labels equally often (class imbalance);
+    `positive_only` samples the positive label alone (the generator's data);
+    `transpose` is the augmentation range in semitones (0 turns it off).
+    """
+
+    def __init__(self, corpus: Corpus, split: str, window: int, batch_size: int, seed: int = 0,
+                 transpose: int = 6, balance: bool = True, positive_only: bool = False):
+        self.corpus, self.window, self.batch_size = corpus, window, batch_size
+        self.seed, self.transpose = seed, transpose
+        indices = corpus.indices(split, positive=True if positive_only else None)
+        if len(indices) == 0:
+            raise CorpusError(f"{corpus.root}: no {'positive ' if positive_only else ''}files in the {split} split")
+        self.files, self.starts = window_starts(corpus, indices, window)
+        positive = corpus.is_positive[self.files]
+        if balance and not positive_only and positive.any() and (~positive).any():
+            # Each class gets half the probability mass, spread evenly over its windows.
+            self.p = np.where(positive, 0.5 / positive.sum(), 0.5 / (~positive).sum())
+        else:
+            self.p = np.full(len(self.files), 1.0 / len(self.files))
+        self.cdf = np.cumsum(self.p)
+        self.cdf /= self.cdf[-1]
+
+    def batch(self, k: int) -> Batch:
+        rng = np.random.default_rng([self.seed, k])
+        pick = np.minimum(np.searchsorted(self.cdf, rng.random(self.batch_size), side="right"),
+                          len(self.cdf) - 1)
+        files, starts = self.files[pick], self.starts[pick]
+        shift = None
+        if self.transpose:
+            low, high = transpose_limits(self.corpus, files, starts, self.window, self.transpose)
+            shift = low + np.floor(rng.random(self.batch_size) * (high - low + 1)).astype(np.int64)
+        return cut_windows(self.corpus, files, starts, self.window, shift)
+
+    def __iter__(self):
+        k = 0
+        while True:
+            yield self.batch(k)
+            k += 1
+
+
+def eval_windows(corpus: Corpus, indices: np.ndarray, window: int) -> Batch:
+    """Deterministic windows tiling each file (note-boundary starts, at least `window` apart)."""
+    files, starts = window_starts(corpus, np.asarray(indices), window)
+    keep = np.zeros(len(starts), dtype=bool)
+    last_file, last_start = -1, 0
+    for j, (f, s) in enumerate(zip(files, starts)):
+        if f != last_file or s - last_start >= window:
+            keep[j] = True
+            last_file, last_start = f, s
+    return cut_windows(corpus, files[keep], starts[keep], window)

@@ -1,0 +1,389 @@
+"""MIDI <-> token sequences.
+
+Time is measured in beats (quarter notes) from the file's tempo map and quantized to a grid of
+`steps_per_beat` steps. A note is three tokens, `SHIFT` (grid steps since the previous onset; 0
+stacks a chord, higher notes first), `PITCH` and `DUR`. A sequence is `BOS, notes..., EOS`, then
+`PAD`. Seconds, tempo, velocity and instrument never reach the tokens: they are shortcuts, not
+style.
+
+The token types follow a fixed cycle, so a mask over the vocabulary tells which tokens are legal
+next (`Grammar`); sampling applies it and every sequence, cut at any length, decodes to MIDI.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Iterable, NamedTuple, Sequence
+
+import numpy as np
+
+PAD, BOS, EOS = 0, 1, 2
+SPECIAL_TOKENS = ("PAD", "BOS", "EOS")
+
+# Token types, used by the grammar.
+T_PAD, T_BOS, T_EOS, T_SHIFT, T_PITCH, T_DUR = range(6)
+TYPE_NAMES = ("PAD", "BOS", "EOS", "SHIFT", "PITCH", "DUR")
+
+
+class MidiError(ValueError):
+    """A MIDI file that cannot be used, with a one-line reason."""
+
+
+@dataclass(frozen=True)
+class EncodingConfig:
+    """Everything that defines the vocabulary; saved as JSON with every model."""
+
+    steps_per_beat: int = 12  # holds sixteenths and eighth-note triplets
+    pitch_min: int = 21  # the piano's range by default
+    pitch_max: int = 108
+    fine_beats: int = 2  # shifts and durations up to this many beats are exact on the grid
+    coarse_shift_beats: tuple[int, ...] = (3, 4, 5, 6, 7, 8, 12, 16)  # longer rests: buckets
+    coarse_dur_beats: tuple[int, ...] = (3, 4, 6, 8)  # longer notes: buckets
+    melody: bool = False  # skyline: only the highest note at each onset
+
+    def __post_init__(self):
+        if self.steps_per_beat < 1:
+            raise ValueError("steps_per_beat must be >= 1")
+        if not 0 <= self.pitch_min <= self.pitch_max <= 127:
+            raise ValueError("need 0 <= pitch_min <= pitch_max <= 127")
+        if self.fine_beats < 1:
+            raise ValueError("fine_beats must be >= 1")
+        for name in ("coarse_shift_beats", "coarse_dur_beats"):
+            beats = tuple(int(b) for b in getattr(self, name))
+            if list(beats) != sorted(set(beats)) or (beats and beats[0] <= self.fine_beats):
+                raise ValueError(f"{name} must be increasing and above fine_beats")
+            object.__setattr__(self, name, beats)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EncodingConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown encoding config keys: {sorted(unknown)}")
+        d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**d)
+
+    @classmethod
+    def from_json(cls, text: str) -> "EncodingConfig":
+        return cls.from_dict(json.loads(text))
+
+
+class Note(NamedTuple):
+    """A note on the grid: onset and duration in grid steps."""
+
+    onset: int
+    pitch: int
+    duration: int
+
+
+class Vocab:
+    """Token ids for an `EncodingConfig`: PAD, BOS, EOS, then SHIFT, PITCH and DUR blocks."""
+
+    def __init__(self, config: EncodingConfig):
+        self.config = config
+        spb = config.steps_per_beat
+        fine = np.arange(0, config.fine_beats * spb + 1)
+        self.shift_values = np.concatenate([fine, np.array(config.coarse_shift_beats) * spb])
+        self.dur_values = np.concatenate([fine[1:], np.array(config.coarse_dur_beats) * spb])
+        self.pitches = np.arange(config.pitch_min, config.pitch_max + 1)
+        self.shift_start = len(SPECIAL_TOKENS)
+        self.pitch_start = self.shift_start + len(self.shift_values)
+        self.dur_start = self.pitch_start + len(self.pitches)
+        self.size = self.dur_start + len(self.dur_values)
+
+        types = np.full(self.size, T_DUR, dtype=np.int32)
+        types[:3] = (T_PAD, T_BOS, T_EOS)
+        types[self.shift_start : self.pitch_start] = T_SHIFT
+        types[self.pitch_start : self.dur_start] = T_PITCH
+        self.token_type = types
+        # Per-token value: steps for SHIFT/DUR, MIDI pitch for PITCH, -1 for specials.
+        value = np.full(self.size, -1, dtype=np.int32)
+        value[self.shift_start : self.pitch_start] = self.shift_values
+        value[self.pitch_start : self.dur_start] = self.pitches
+        value[self.dur_start :] = self.dur_values
+        self.token_value = value
+
+    def shift_token(self, steps: int) -> int:
+        """The largest representable shift <= steps (so later notes keep their grid position)."""
+        i = int(np.searchsorted(self.shift_values, steps, side="right")) - 1
+        return self.shift_start + max(i, 0)
+
+    def dur_token(self, steps: int) -> int:
+        """The nearest representable duration (ties to the shorter one)."""
+        i = int(np.argmin(np.abs(self.dur_values - steps)))
+        return self.dur_start + i
+
+    def pitch_token(self, pitch: int) -> int:
+        return self.pitch_start + pitch - self.config.pitch_min
+
+    def name(self, token: int) -> str:
+        t = int(self.token_type[token])
+        if t in (T_PAD, T_BOS, T_EOS):
+            return TYPE_NAMES[t]
+        return f"{TYPE_NAMES[t]}_{int(self.token_value[token])}"
+
+    def describe(self, tokens: Iterable[int]) -> str:
+        return " ".join(self.name(int(t)) for t in tokens)
+
+
+# ---------------------------------------------------------------------------------------------
+# Grammar: which token may follow. State = (previous token, previous pitch or -1).
+# ---------------------------------------------------------------------------------------------
+
+
+class Grammar:
+    """The token grammar as arrays, usable from numpy or inside jitted JAX code.
+
+    `BOS -> SHIFT|EOS`, `SHIFT -> PITCH`, `PITCH -> DUR`, `DUR -> SHIFT|EOS`, `EOS -> PAD`,
+    `PAD -> PAD`. After `SHIFT 0` (a chord), the pitch must be lower than the previous one, and
+    `SHIFT 0` is not offered when no lower pitch exists, so every state has a legal next token.
+    With `xp=jax.numpy` the methods trace under `jit` and `lax.scan`.
+    """
+
+    def __init__(self, vocab: Vocab):
+        self.vocab = vocab
+        follow = np.zeros((len(TYPE_NAMES), vocab.size), dtype=bool)
+        types = vocab.token_type
+        follow[T_PAD] = types == T_PAD
+        follow[T_BOS] = (types == T_SHIFT) | (types == T_EOS)
+        follow[T_EOS] = types == T_PAD
+        follow[T_SHIFT] = types == T_PITCH
+        follow[T_PITCH] = types == T_DUR
+        follow[T_DUR] = (types == T_SHIFT) | (types == T_EOS)
+        self.follow = follow
+        self.token_type = types
+        self.is_pitch = types == T_PITCH
+        self.pitch_of_token = np.where(self.is_pitch, vocab.token_value, -1).astype(np.int32)
+        self.zero_shift = vocab.shift_start  # id of SHIFT 0
+        self.pitch_min = vocab.config.pitch_min
+
+    def initial_state(self, batch_shape=(), xp=np):
+        """State right after BOS: a SHIFT (or EOS) comes next. Windows start here too."""
+        return (xp.full(batch_shape, BOS, dtype=xp.int32), xp.full(batch_shape, -1, dtype=xp.int32))
+
+    def state_after(self, tokens: Sequence[int]):
+        """Grammar state after a prefix (BOS or a window start), computed in numpy."""
+        state = self.initial_state()
+        for t in tokens:
+            state = self.step(state, int(t))
+        return state
+
+    def step(self, state, token, xp=np):
+        _, pitch = state
+        token = xp.asarray(token, dtype=xp.int32)
+        token_pitch = xp.asarray(self.pitch_of_token)[token]
+        return token, xp.where(token_pitch >= 0, token_pitch, pitch).astype(xp.int32)
+
+    def mask(self, state, xp=np):
+        """Boolean [..., V]: legal next tokens in this state."""
+        prev, pitch = state
+        follow = xp.asarray(self.follow)
+        allowed = follow[xp.asarray(self.token_type)[prev]]
+        pitch_of_token = xp.asarray(self.pitch_of_token)[None, :]
+        pitch = xp.asarray(pitch)[..., None]
+        prev = xp.asarray(prev)[..., None]
+        # Inside a chord, pitches strictly descend.
+        in_chord = (prev == self.zero_shift) & (pitch >= 0)
+        allowed = allowed & ~(in_chord & (pitch_of_token >= pitch) & xp.asarray(self.is_pitch))
+        # No chord can start on the lowest pitch.
+        at_bottom = (xp.asarray(self.token_type)[prev] == T_DUR) & (pitch <= self.pitch_min)
+        zero = xp.arange(self.vocab.size)[None, :] == self.zero_shift
+        allowed = allowed & ~(at_bottom & zero)
+        return allowed.reshape(tuple(np.shape(state[0])) + (self.vocab.size,))
+
+    def is_grammatical(self, tokens: Sequence[int], start_with_bos: bool = True) -> bool:
+        state = self.initial_state()
+        if start_with_bos:
+            if len(tokens) == 0 or int(tokens[0]) != BOS:
+                return False
+            tokens = tokens[1:]
+        for t in tokens:
+            if not self.mask(state)[int(t)]:
+                return False
+            state = self.step(state, int(t))
+        return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Notes <-> tokens
+# ---------------------------------------------------------------------------------------------
+
+
+def canonical_notes(notes: Iterable[Note], melody: bool = False) -> list[Note]:
+    """Sort by onset then pitch (high first); one note per (onset, pitch), the longest.
+
+    With `melody`, only the highest note at each onset is kept (the skyline).
+    """
+    best: dict[tuple[int, int], int] = {}
+    for n in notes:
+        key = (int(n.onset), int(n.pitch))
+        best[key] = max(best.get(key, 0), int(n.duration))
+    ordered = sorted(best.items(), key=lambda kv: (kv[0][0], -kv[0][1]))
+    out = [Note(onset, pitch, dur) for (onset, pitch), dur in ordered]
+    if melody:
+        out = [n for i, n in enumerate(out) if i == 0 or out[i - 1].onset != n.onset]
+    return out
+
+
+def notes_to_tokens(notes: Iterable[Note], vocab: Vocab) -> np.ndarray:
+    """Grid notes -> `BOS, (SHIFT, PITCH, DUR)*, EOS` as int32.
+
+    Notes must already be in range; the first shift counts from step 0. Long rests are cut to the
+    largest shift bucket that fits, measured from the decoded position, so later notes stay on
+    their grid positions.
+    """
+    out = [BOS]
+    position = 0
+    cfg = vocab.config
+    for n in canonical_notes(notes, cfg.melody):
+        if not cfg.pitch_min <= n.pitch <= cfg.pitch_max:
+            raise ValueError(f"pitch {n.pitch} outside {cfg.pitch_min}..{cfg.pitch_max}")
+        shift = vocab.shift_token(n.onset - position)
+        position += int(vocab.token_value[shift])
+        out += [shift, vocab.pitch_token(n.pitch), vocab.dur_token(n.duration)]
+    out.append(EOS)
+    return np.asarray(out, dtype=np.int32)
+
+
+def tokens_to_notes(tokens: Sequence[int], vocab: Vocab) -> list[Note]:
+    """Tokens -> grid notes. Forgiving: specials are skipped, an unfinished note is dropped,
+    and decoding stops at EOS, so any cut of any sequence decodes."""
+    notes: list[Note] = []
+    position = 0
+    pending_pitch = None
+    expecting_pitch = False
+    types, values = vocab.token_type, vocab.token_value
+    for t in np.asarray(tokens, dtype=np.int64):
+        kind = types[t]
+        if kind == T_EOS:
+            break
+        if kind == T_SHIFT:
+            position += int(values[t])
+            expecting_pitch, pending_pitch = True, None
+        elif kind == T_PITCH and expecting_pitch:
+            pending_pitch, expecting_pitch = int(values[t]), False
+        elif kind == T_DUR and pending_pitch is not None:
+            notes.append(Note(position, pending_pitch, int(values[t])))
+            pending_pitch = None
+    return notes
+
+
+# ---------------------------------------------------------------------------------------------
+# MIDI <-> notes
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class EncodeStats:
+    notes_in: int = 0  # non-drum notes in the file
+    dropped_out_of_range: int = 0
+    merged: int = 0  # notes merged onto another at the same grid onset and pitch (or skyline)
+    drum_notes: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+def seconds_to_beats(midi, times: np.ndarray) -> np.ndarray:
+    """Map seconds to beats (quarter notes) through the file's tempo map."""
+    change_times, tempi = midi.get_tempo_changes()
+    if len(change_times) == 0:
+        change_times, tempi = np.array([0.0]), np.array([120.0])
+    beats_per_second = np.asarray(tempi, dtype=np.float64) / 60.0
+    seg_beats = np.diff(change_times) * beats_per_second[:-1]
+    beats_at_change = np.concatenate([[0.0], np.cumsum(seg_beats)])
+    idx = np.clip(np.searchsorted(change_times, times, side="right") - 1, 0, None)
+    return beats_at_change[idx] + (times - change_times[idx]) * beats_per_second[idx]
+
+
+def midi_to_notes(midi, config: EncodingConfig, stats: EncodeStats | None = None) -> list[Note]:
+    """All non-drum notes of a `pretty_midi.PrettyMIDI`, quantized to the grid.
+
+    The origin is the start of the beat holding the first onset, so leading silence (a shortcut,
+    not style) is dropped but the first note keeps its position within the beat.
+    """
+    stats = stats if stats is not None else EncodeStats()
+    starts, ends, pitches = [], [], []
+    for inst in midi.instruments:
+        if inst.is_drum:
+            stats.drum_notes += len(inst.notes)
+            continue
+        for n in inst.notes:
+            starts.append(n.start)
+            ends.append(n.end)
+            pitches.append(n.pitch)
+    stats.notes_in = len(pitches)
+    if not pitches:
+        return []
+    pitches = np.asarray(pitches)
+    in_range = (pitches >= config.pitch_min) & (pitches <= config.pitch_max)
+    stats.dropped_out_of_range = int((~in_range).sum())
+    spb = config.steps_per_beat
+    start_beats = seconds_to_beats(midi, np.asarray(starts, dtype=np.float64)[in_range])
+    end_beats = seconds_to_beats(midi, np.asarray(ends, dtype=np.float64)[in_range])
+    if len(start_beats) == 0:
+        return []
+    origin = np.floor(start_beats.min() + 1e-9)
+    onsets = np.rint((start_beats - origin) * spb).astype(np.int64)
+    durations = np.maximum(np.rint((end_beats - start_beats) * spb).astype(np.int64), 1)
+    notes = [Note(int(o), int(p), int(d)) for o, p, d in zip(onsets, pitches[in_range], durations)]
+    out = canonical_notes(notes, config.melody)
+    stats.merged = len(notes) - len(out)
+    return out
+
+
+def notes_to_midi(notes: Sequence[Note], config: EncodingConfig, tempo: float = 120.0,
+                  program: int = 0, velocity: int = 90):
+    """Grid notes -> a one-track `pretty_midi.PrettyMIDI` at a fixed tempo."""
+    import pretty_midi
+
+    midi = pretty_midi.PrettyMIDI(initial_tempo=float(tempo))
+    inst = pretty_midi.Instrument(program=program, name="ganmusic")
+    seconds_per_step = 60.0 / float(tempo) / config.steps_per_beat
+    for n in notes:
+        start = n.onset * seconds_per_step
+        inst.notes.append(pretty_midi.Note(velocity=velocity, pitch=int(n.pitch), start=start,
+                                           end=start + n.duration * seconds_per_step))
+    midi.instruments.append(inst)
+    return midi
+
+
+def load_midi(path) -> "object":
+    """Parse a MIDI file; any failure becomes a `MidiError` with a one-line reason."""
+    import pretty_midi
+
+    try:
+        return pretty_midi.PrettyMIDI(str(path))
+    except Exception as exc:  # mido/pretty_midi raise many kinds of errors on bad bytes
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MidiError(f"not a readable MIDI file ({msg})") from None
+
+
+def encode_midi(midi, config: EncodingConfig, stats: EncodeStats | None = None) -> np.ndarray:
+    return notes_to_tokens(midi_to_notes(midi, config, stats), Vocab(config))
+
+
+def encode_file(path, config: EncodingConfig, stats: EncodeStats | None = None) -> np.ndarray:
+    return encode_midi(load_midi(path), config, stats)
+
+
+def decode_to_midi(tokens: Sequence[int], config: EncodingConfig, tempo: float = 120.0, **kw):
+    return notes_to_midi(tokens_to_notes(tokens, Vocab(config)), config, tempo=tempo, **kw)
+
+
+def transpose_tokens(tokens: np.ndarray, semitones: int, vocab: Vocab) -> np.ndarray:
+    """Shift every PITCH token; the caller keeps pitches in range (see `transpose_range`)."""
+    is_pitch = vocab.token_type[tokens] == T_PITCH
+    return np.where(is_pitch, tokens + semitones, tokens).astype(tokens.dtype)
+
+
+def transpose_range(tokens: np.ndarray, vocab: Vocab, limit: int) -> tuple[int, int]:
+    """Semitone shifts in [-limit, limit] that keep every pitch of `tokens` in range."""
+    pitches = vocab.token_value[tokens][vocab.token_type[tokens] == T_PITCH]
+    if len(pitches) == 0:
+        return -limit, limit
+    cfg = vocab.config
+    return max(-limit, cfg.pitch_min - int(pitches.min())), min(limit, cfg.pitch_max - int(pitches.max()))

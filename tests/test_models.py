@@ -1,0 +1,157 @@
+import dataclasses
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ganmusic.encoding import BOS, EOS, PAD
+from ganmusic.models import ClassifierConfig, StyleClassifier
+
+V, T = 40, 24
+ENCODERS = ("conv", "gru")
+LENGTHS = (24, 17, 9, 3)  # true lengths, BOS and EOS included
+
+
+def small_config(encoder, **kw):
+    # Three conv blocks reach 1 + 2 * (1 + 2 + 4) = 15 positions, so trailing padding sits
+    # inside the receptive field of valid tokens and the invariance tests mean something.
+    base = dict(vocab_size=V, embed_dim=16, hidden=32, layers=3 if encoder == "conv" else 2,
+                encoder=encoder)
+    base.update(kw)
+    return ClassifierConfig(**base)
+
+
+def make_sequences(seed=0):
+    rng = np.random.default_rng(seed)
+    seqs = []
+    for n in LENGTHS:
+        body = rng.integers(EOS + 1, V, size=n - 2)
+        seqs.append(np.concatenate([[BOS], body, [EOS]]).astype(np.int32))
+    return seqs
+
+
+def pad_to(seqs, length, fill=PAD):
+    out = np.full((len(seqs), length), fill, np.int32)
+    for i, s in enumerate(seqs):
+        out[i, : len(s)] = s
+    return out
+
+
+@pytest.fixture(scope="module", params=ENCODERS)
+def model(request):
+    cfg = small_config(request.param)
+    module = StyleClassifier(cfg)
+    params = module.init(jax.random.key(0), jnp.zeros((2, T), jnp.int32))["params"]
+    apply = jax.jit(lambda p, tokens, mask=None: module.apply({"params": p}, tokens, mask))
+    return cfg, module, params, apply
+
+
+def test_output_shape_and_dtype(model):
+    _, _, params, apply = model
+    logits = apply(params, pad_to(make_sequences(), T))
+    assert logits.shape == (len(LENGTHS),)
+    assert logits.dtype == jnp.float32
+    assert np.all(np.isfinite(logits))
+    # Different sequences should not collapse to one value.
+    assert np.ptp(np.asarray(logits)) > 1e-4
+
+
+def test_ids_and_exact_one_hot_agree(model):
+    _, _, params, apply = model
+    ids = pad_to(make_sequences(), T)
+    from_ids = apply(params, ids)
+    from_soft = apply(params, jax.nn.one_hot(ids, V, dtype=jnp.float32))
+    np.testing.assert_allclose(from_ids, from_soft, atol=1e-5, rtol=1e-5)
+
+
+def test_padding_invariance(model):
+    _, _, params, apply = model
+    seqs = make_sequences()
+    batched = np.asarray(apply(params, pad_to(seqs, T)))
+    for i, s in enumerate(seqs):
+        alone = np.asarray(apply(params, pad_to([s], T + 16)))
+        np.testing.assert_allclose(alone[0], batched[i], atol=1e-5, rtol=1e-5)
+
+
+def test_masked_positions_are_ignored_whatever_they_hold(model):
+    _, _, params, apply = model
+    seqs = make_sequences()
+    mask = pad_to(seqs, T, fill=PAD) != PAD
+    clean = apply(params, pad_to(seqs, T), mask)
+    garbage = pad_to(seqs, T, fill=V - 1)  # real tokens after the end, but masked out
+    np.testing.assert_allclose(apply(params, garbage, mask), clean, atol=1e-5, rtol=1e-5)
+    # The mask really is what hides them: without it the same tokens change the logits.
+    assert not np.allclose(apply(params, garbage), clean, atol=1e-4)
+
+
+def test_changing_a_valid_token_changes_the_logit(model):
+    # Guards the invariance tests against a classifier that ignores its input.
+    _, _, params, apply = model
+    ids = pad_to(make_sequences(), T)
+    other = ids.copy()
+    other[:, 1] = np.where(other[:, 1] == 5, 6, 5)
+    assert np.all(np.abs(np.asarray(apply(params, ids) - apply(params, other))) > 1e-6)
+
+
+def test_empty_row_is_finite(model):
+    _, _, params, apply = model
+    ids = pad_to(make_sequences(), T)
+    ids[1] = PAD
+    logits = np.asarray(apply(params, ids))
+    assert np.all(np.isfinite(logits))
+    mask = np.zeros_like(ids, bool)
+    assert np.all(np.isfinite(np.asarray(apply(params, ids, mask))))
+
+
+def test_gradient_through_soft_input(model):
+    _, module, params, _ = model
+    ids = pad_to(make_sequences(), T)
+    # A relaxed sample: mostly the real token, some mass everywhere else.
+    soft = jax.nn.softmax(4.0 * jax.nn.one_hot(ids, V)
+                          + jax.random.normal(jax.random.key(1), (len(ids), T, V)))
+
+    def score(s):
+        return module.apply({"params": params}, s).sum()
+
+    grad = jax.jit(jax.grad(score))(soft)
+    assert grad.shape == soft.shape
+    assert np.all(np.isfinite(grad))
+    assert float(jnp.abs(grad).max()) > 0.0
+
+
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_dropout_only_in_training(encoder):
+    module = StyleClassifier(small_config(encoder, dropout=0.5))
+    ids = jnp.asarray(pad_to(make_sequences(), T))
+    params = module.init(jax.random.key(0), ids)["params"]
+
+    @jax.jit
+    def run(key):
+        evals = [module.apply({"params": params}, ids) for _ in range(2)]
+        trains = [module.apply({"params": params}, ids, train=True, rngs={"dropout": k})
+                  for k in jax.random.split(key)]
+        return evals, trains
+
+    (eval_a, eval_b), (train_a, train_b) = run(jax.random.key(2))
+    np.testing.assert_array_equal(eval_a, eval_b)
+    assert not np.allclose(train_a, train_b)
+    assert not np.allclose(train_a, eval_a)
+
+
+def test_config_round_trip():
+    cfg = ClassifierConfig(vocab_size=152, encoder="gru", hidden=48, layers=2, dropout=0.2)
+    d = json.loads(json.dumps(cfg.to_dict()))
+    assert d == dataclasses.asdict(cfg)
+    assert ClassifierConfig.from_dict(d) == cfg
+    assert ClassifierConfig.from_dict({"vocab_size": 10}) == ClassifierConfig(vocab_size=10)
+
+
+def test_config_rejects_unknown_and_bad_values():
+    with pytest.raises(ValueError, match="unknown"):
+        ClassifierConfig.from_dict({"vocab_size": 10, "hiden": 64})
+    with pytest.raises(ValueError):
+        ClassifierConfig(vocab_size=10, encoder="transformer")
+    with pytest.raises(ValueError):
+        ClassifierConfig(vocab_size=10, dropout=1.0)
