@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import multiprocessing
 import os
 import zlib
@@ -482,3 +483,30 @@ def eval_windows(corpus: Corpus, indices: np.ndarray, window: int) -> Batch:
             keep[j] = True
             last_file, last_start = f, s
     return cut_windows(corpus, files[keep], starts[keep], window)
+
+
+def corpus_summary(corpus: Corpus) -> dict:
+    """Counts per label and split, skipped files with reasons: what `data inspect` shows."""
+    types = corpus.vocab.token_type[corpus.tokens.astype(np.int64)]
+    notes_per_file = np.add.reduceat(types == enc.T_PITCH, corpus.offsets[:-1]) if len(corpus) else np.zeros(0)
+    lengths = corpus.lengths()
+    labels = {}
+    for label in sorted(set(corpus.labels), key=lambda lab: (lab != corpus.positive, lab)):
+        idx = np.array([i for i, lab in enumerate(corpus.labels) if lab == label])
+        labels[label] = {
+            "files": int(len(idx)),
+            "notes": int(notes_per_file[idx].sum()),
+            "tokens": int(lengths[idx].sum()),
+            **{s: int((corpus.split[idx] == k).sum()) for k, s in enumerate(SPLITS)},
+        }
+    return {
+        "root": str(corpus.root),
+        "positive": corpus.positive,
+        "usable_files": len(corpus),
+        "skipped_files": len(corpus.skipped),
+        "labels": labels,
+        "groups": len({g for g in corpus.groups if g}),
+        "skipped": [{"path": p, "reason": r} for p, r in corpus.skipped],
+        "encoding": json.loads(corpus.config.to_json()),
+        "fingerprint": corpus.fingerprint(),
+    }

@@ -343,10 +343,17 @@ def notes_to_midi(notes: Sequence[Note], config: EncodingConfig, tempo: float = 
     midi = pretty_midi.PrettyMIDI(initial_tempo=float(tempo))
     inst = pretty_midi.Instrument(program=program, name="ganmusic")
     seconds_per_step = 60.0 / float(tempo) / config.steps_per_beat
-    for n in notes:
-        start = n.onset * seconds_per_step
-        inst.notes.append(pretty_midi.Note(velocity=velocity, pitch=int(n.pitch), start=start,
-                                           end=start + n.duration * seconds_per_step))
+    notes = sorted(notes, key=lambda n: (n.onset, -n.pitch))
+    next_onset: dict[int, int] = {}  # MIDI cannot overlap two notes of one pitch: cut the first
+    ends = []
+    for n in reversed(notes):
+        ends.append(min(n.onset + n.duration, next_onset.get(n.pitch, 1 << 62)))
+        next_onset[n.pitch] = n.onset
+    for n, end in zip(notes, reversed(ends)):
+        if end > n.onset:
+            inst.notes.append(pretty_midi.Note(velocity=velocity, pitch=int(n.pitch),
+                                               start=n.onset * seconds_per_step,
+                                               end=end * seconds_per_step))
     midi.instruments.append(inst)
     return midi
 

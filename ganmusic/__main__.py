@@ -1,0 +1,3 @@
+from ganmusic.cli import main
+
+main()

@@ -1,0 +1,72 @@
+"""Shared fixtures: small hand-made MIDI files, and the real corpus when it is present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pretty_midi
+import pytest
+
+REAL_DATA = Path(os.environ.get("GANMUSIC_TEST_DATA",
+                                Path(__file__).resolve().parents[1].parent / "shared" / "data" / "jazz-vs-folk"))
+
+
+def write_midi(path: Path, notes, tempo=120.0, drum=False, program=0, resolution=220):
+    """notes: (start_beat, duration_beats, pitch) triples."""
+    midi = pretty_midi.PrettyMIDI(initial_tempo=tempo, resolution=resolution)
+    inst = pretty_midi.Instrument(program=program, is_drum=drum)
+    spb = 60.0 / tempo
+    for start, dur, pitch in notes:
+        inst.notes.append(pretty_midi.Note(velocity=90, pitch=pitch, start=start * spb, end=(start + dur) * spb))
+    midi.instruments.append(inst)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    midi.write(str(path))
+    return path
+
+
+def swing_line(seed: int, n: int = 48):
+    rng = np.random.default_rng(seed)
+    t, out, pitch = 0.0, [], 62
+    for i in range(n):
+        dur = 2 / 3 if i % 2 == 0 else 1 / 3
+        pitch = int(np.clip(pitch + rng.choice([-3, -2, -1, 1, 2, 4]), 50, 80))
+        out.append((t, dur * 0.9, pitch))
+        t += dur
+    return out
+
+
+def straight_tune(seed: int, n: int = 48):
+    rng = np.random.default_rng(seed)
+    scale = [60, 62, 64, 65, 67, 69, 71, 72]
+    return [(i * 0.5, 0.45, int(rng.choice(scale))) for i in range(n)]
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path) -> Path:
+    """A folder-per-label corpus: 6 swung 'jazz' lines and 6 straight 'folk' tunes."""
+    root = tmp_path / "corpus"
+    for i in range(6):
+        write_midi(root / "jazz" / f"swing{i}.mid", swing_line(i))
+        write_midi(root / "not_jazz" / f"folk{i}.mid", straight_tune(100 + i))
+    return root
+
+
+@pytest.fixture
+def cache_dir(tmp_path) -> Path:
+    return tmp_path / "cache"
+
+
+@pytest.fixture(scope="session")
+def real_corpus_path() -> Path:
+    if not (REAL_DATA / "manifest.csv").is_file():
+        pytest.skip(f"real corpus not found at {REAL_DATA} (set GANMUSIC_TEST_DATA to jazz-vs-folk/)")
+    return REAL_DATA
+
+
+@pytest.fixture(scope="session")
+def real_corpus(real_corpus_path, tmp_path_factory):
+    from ganmusic.data import load_corpus
+
+    return load_corpus(real_corpus_path, cache_dir=tmp_path_factory.mktemp("real-cache"), progress=False)
