@@ -267,7 +267,7 @@ def rel(path: Path, root: Path) -> str:
 def parse_files(paths: list[str], config: EncodingConfig, min_notes: int, workers: int | None,
                 progress: bool) -> list[tuple[np.ndarray | None, str]]:
     jobs = [(p, config.to_json(), min_notes) for p in paths]
-    workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+    workers = workers or min(os.cpu_count() or 1, 8)
     out = []
     with maybe_progress(progress and bool(jobs), "parsing MIDI", len(jobs)) as advance:
         if workers <= 1 or len(jobs) < 32:
