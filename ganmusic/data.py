@@ -473,16 +473,36 @@ class WindowSampler:
             k += 1
 
 
+def tile_windows(sequences: list[np.ndarray], vocab: Vocab, window: int) -> Batch:
+    """Deterministic windows tiling each sequence: note-boundary starts at least `window` apart,
+    padded with PAD. `file_index` says which sequence a window came from."""
+    tokens, masks, owners = [], [], []
+    for k, seq in enumerate(sequences):
+        seq = np.asarray(seq, dtype=np.int64)
+        types = vocab.token_type[seq]
+        boundary = np.flatnonzero((types == enc.T_SHIFT) | (types == enc.T_BOS))
+        boundary = boundary[boundary <= max(len(seq) - window, 0)] if len(seq) > window else np.array([0])
+        last = -window
+        for start in boundary:
+            if start - last >= window:
+                piece = seq[start : start + window]
+                tokens.append(np.pad(piece, (0, window - len(piece)), constant_values=enc.PAD))
+                masks.append(np.arange(window) < len(piece))
+                owners.append(k)
+                last = start
+    if not tokens:
+        return Batch(np.zeros((0, window), np.int32), np.zeros((0, window), bool),
+                     np.zeros(0, np.int32), np.zeros(0, np.int64))
+    return Batch(np.stack(tokens).astype(np.int32), np.stack(masks), np.zeros(len(tokens), np.int32),
+                 np.array(owners, dtype=np.int64))
+
+
 def eval_windows(corpus: Corpus, indices: np.ndarray, window: int) -> Batch:
-    """Deterministic windows tiling each file (note-boundary starts, at least `window` apart)."""
-    files, starts = window_starts(corpus, np.asarray(indices), window)
-    keep = np.zeros(len(starts), dtype=bool)
-    last_file, last_start = -1, 0
-    for j, (f, s) in enumerate(zip(files, starts)):
-        if f != last_file or s - last_start >= window:
-            keep[j] = True
-            last_file, last_start = f, s
-    return cut_windows(corpus, files[keep], starts[keep], window)
+    """`tile_windows` over corpus files; `file_index` and `labels` refer to the corpus."""
+    indices = np.asarray(indices, dtype=np.int64)
+    batch = tile_windows([corpus.sequence(i) for i in indices], corpus.vocab, window)
+    files = indices[batch.file_index] if len(indices) else batch.file_index
+    return Batch(batch.tokens, batch.mask, corpus.is_positive[files].astype(np.int32), files)
 
 
 def corpus_summary(corpus: Corpus) -> dict:

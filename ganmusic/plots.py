@@ -40,3 +40,34 @@ def corpus_histograms(corpus, path: str | Path) -> Path:
         ax.legend()
     fig.suptitle(f"{corpus.root.name}: token histograms ({spb} steps per beat)")
     return save(fig, path)
+
+
+def training_curves(history: list[dict], path: str | Path, title: str, panels: dict[str, list[str]]) -> Path:
+    """One panel per entry of `panels`, each plotting the named history keys against `step`."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    steps = [h["step"] for h in history]
+    for ax, (name, keys) in zip(axes[0], panels.items()):
+        for key in keys:
+            points = [(s, h[key]) for s, h in zip(steps, history) if h.get(key) is not None]
+            if points:
+                ax.plot(*zip(*points), marker=".", label=key)
+        ax.set_xlabel("step")
+        ax.set_title(name)
+        ax.legend()
+        ax.grid(alpha=0.3)
+    fig.suptitle(title)
+    return save(fig, path)
+
+
+def window_timeline(window_probs, window_tokens: int, path: str | Path, title: str) -> Path:
+    """P(style) per window along the file, with the 0.5 line."""
+    fig, ax = plt.subplots(figsize=(10, 3))
+    x = np.arange(len(window_probs)) * window_tokens / 3  # windows start about this many notes apart
+    ax.step(x, window_probs, where="post", color="tab:purple")
+    ax.fill_between(x, window_probs, step="post", alpha=0.3, color="tab:purple")
+    ax.axhline(0.5, color="gray", ls="--", lw=1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("note index (window start)")
+    ax.set_ylabel("P")
+    ax.set_title(title)
+    return save(fig, path)

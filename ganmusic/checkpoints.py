@@ -1,0 +1,70 @@
+"""Orbax checkpoints of parameter pytrees: atomic saves, restores against a template.
+
+Orbax writes each step to a temporary folder and renames it when complete, so a crash never
+leaves a half-written checkpoint that a later restore could pick up.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import jax
+import orbax.checkpoint as ocp
+
+logging.getLogger("absl").setLevel(logging.ERROR)  # orbax logs every save at INFO/WARNING
+
+
+class CheckpointError(ValueError):
+    """No usable checkpoint, with a one-line reason."""
+
+
+class Manager:
+    """A thin context manager around `ocp.CheckpointManager` for one pytree per step."""
+
+    def __init__(self, directory: str | Path, max_to_keep: int | None = 3, read_only: bool = False):
+        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only,
+                                               read_only=read_only, enable_async_checkpointing=False)
+        self.directory = Path(directory).resolve()
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        self._manager.wait_until_finished()
+        self._manager.close()
+
+    def steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
+    def latest_step(self) -> int | None:
+        return self._manager.latest_step()
+
+    def save(self, step: int, tree) -> None:
+        self._manager.save(int(step), args=ocp.args.StandardSave(tree), force=True)
+        self._manager.wait_until_finished()
+
+    def restore(self, step: int, template):
+        """Restore `step` with the structure, shapes and dtypes of `template` (arrays or
+        `jax.ShapeDtypeStruct`s); a mismatch raises `CheckpointError`."""
+        abstract = jax.tree.map(ocp.tree.to_shape_dtype_struct, template)
+        try:
+            return self._manager.restore(int(step), args=ocp.args.StandardRestore(abstract))
+        except Exception as exc:  # orbax raises several kinds on structure/shape mismatch
+            msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise CheckpointError(f"checkpoint step {step} in {self.directory} does not fit this model ({msg})") from None
+
+
+def restore_latest(directory: str | Path, template):
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise CheckpointError(f"no checkpoint folder at {directory}")
+    with Manager(directory, read_only=True) as manager:
+        step = manager.latest_step()
+        if step is None:
+            raise CheckpointError(f"no complete checkpoint in {directory}")
+        return manager.restore(step, template)
