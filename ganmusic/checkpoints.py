@@ -26,7 +26,8 @@ class Manager:
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only,
                                                read_only=read_only, enable_async_checkpointing=False)
         self.directory = Path(directory).resolve()
-        self._manager = ocp.CheckpointManager(self.directory, options=options)
+        self._manager = ocp.CheckpointManager(self.directory, options=options,
+                                              item_handlers=ocp.StandardCheckpointHandler())
 
     def __enter__(self):
         return self
@@ -52,11 +53,26 @@ class Manager:
         """Restore `step` with the structure, shapes and dtypes of `template` (arrays or
         `jax.ShapeDtypeStruct`s); a mismatch raises `CheckpointError`."""
         abstract = jax.tree.map(ocp.tree.to_shape_dtype_struct, template)
+        self._check_fits(step, abstract)
         try:
             return self._manager.restore(int(step), args=ocp.args.StandardRestore(abstract))
-        except Exception as exc:  # orbax raises several kinds on structure/shape mismatch
+        except Exception as exc:  # orbax raises several kinds on unreadable data
             msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            raise CheckpointError(f"checkpoint step {step} in {self.directory} does not fit this model ({msg})") from None
+            raise CheckpointError(f"checkpoint step {step} in {self.directory} cannot be read ({msg})") from None
+
+    def _check_fits(self, step: int, abstract) -> None:
+        """Compare names and shapes with the stored metadata before restoring: a failed orbax
+        restore leaves background threads that print tracebacks at exit."""
+        try:
+            stored = self._manager.item_metadata(int(step))
+            have = {jax.tree_util.keystr(k): tuple(v.shape) for k, v in jax.tree_util.tree_leaves_with_path(stored)}
+        except Exception as exc:
+            raise CheckpointError(f"checkpoint step {step} in {self.directory} has no readable metadata ({type(exc).__name__})") from None
+        want = {jax.tree_util.keystr(k): tuple(v.shape) for k, v in jax.tree_util.tree_leaves_with_path(abstract)}
+        if have != want:
+            diff = sorted(set(have.items()) ^ set(want.items()))[0][0]
+            detail = (f"{diff}: stored {have.get(diff, 'missing')}, model needs {want.get(diff, 'nothing')}")
+            raise CheckpointError(f"checkpoint step {step} in {self.directory} does not fit this model ({detail})")
 
 
 def restore_latest(directory: str | Path, template):

@@ -43,14 +43,17 @@ def straight_tune(seed: int, n: int = 48):
     return [(i * 0.5, 0.45, int(rng.choice(scale))) for i in range(n)]
 
 
-@pytest.fixture
-def tiny_corpus(tmp_path) -> Path:
+def make_tiny_corpus(root: Path) -> Path:
     """A folder-per-label corpus: 6 swung 'jazz' lines and 6 straight 'folk' tunes."""
-    root = tmp_path / "corpus"
     for i in range(6):
         write_midi(root / "jazz" / f"swing{i}.mid", swing_line(i))
         write_midi(root / "not_jazz" / f"folk{i}.mid", straight_tune(100 + i))
     return root
+
+
+@pytest.fixture
+def tiny_corpus(tmp_path) -> Path:
+    return make_tiny_corpus(tmp_path / "corpus")
 
 
 @pytest.fixture
