@@ -65,14 +65,26 @@ class Manager:
         restore leaves background threads that print tracebacks at exit."""
         try:
             stored = self._manager.item_metadata(int(step))
-            have = {jax.tree_util.keystr(k): tuple(v.shape) for k, v in jax.tree_util.tree_leaves_with_path(stored)}
+            have = {leaf_name(k): tuple(v.shape) for k, v in jax.tree_util.tree_leaves_with_path(stored)}
         except Exception as exc:
             raise CheckpointError(f"checkpoint step {step} in {self.directory} has no readable metadata ({type(exc).__name__})") from None
-        want = {jax.tree_util.keystr(k): tuple(v.shape) for k, v in jax.tree_util.tree_leaves_with_path(abstract)}
+        want = {leaf_name(k): tuple(v.shape) for k, v in jax.tree_util.tree_leaves_with_path(abstract)}
         if have != want:
             diff = sorted(set(have.items()) ^ set(want.items()))[0][0]
             detail = (f"{diff}: stored {have.get(diff, 'missing')}, model needs {want.get(diff, 'nothing')}")
             raise CheckpointError(f"checkpoint step {step} in {self.directory} does not fit this model ({detail})")
+
+
+def leaf_name(path) -> str:
+    """'opt_state/1/0/count' for a key path: orbax stores named tuples as dicts, so attribute,
+    dict and sequence keys are all written the same way."""
+    parts = []
+    for key in path:
+        for attr in ("key", "name", "idx"):
+            if hasattr(key, attr):
+                parts.append(str(getattr(key, attr)))
+                break
+    return "/".join(parts)
 
 
 def restore_latest(directory: str | Path, template):

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import typer
 from rich.table import Table
 
@@ -39,14 +40,18 @@ def user_errors(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
+        from ganmusic.checkpoints import CheckpointError
         from ganmusic.classify import ClassifierError
         from ganmusic.data import CorpusError
         from ganmusic.encoding import MidiError
+        from ganmusic.train import RunError, TrainingDiverged
 
         try:
             return func(*args, **kwargs)
-        except (CorpusError, MidiError, UserError, ClassifierError) as exc:
+        except (CorpusError, MidiError, UserError, ClassifierError, RunError, CheckpointError) as exc:
             fail(str(exc))
+        except TrainingDiverged as exc:
+            fail(str(exc), code=1)
 
     return wrapper
 
@@ -253,6 +258,174 @@ def score(
         for r in failed:
             console.print(f"[red]error:[/] {r['file']}: {r['error']}", highlight=False, soft_wrap=True)
         raise typer.Exit(1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Generator
+# ---------------------------------------------------------------------------------------------
+
+RUNS = Path("runs")
+
+
+def parse_layers(text: str) -> tuple[int, ...]:
+    try:
+        layers = tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise UserError(f"--layers {text!r}: give hidden sizes like 256,256 (one number for one layer)") from None
+    if not layers or min(layers) < 1:
+        raise UserError(f"--layers {text!r}: give hidden sizes like 256,256")
+    return layers
+
+
+@app.command("train-gan")
+@user_errors
+def train_gan(
+    data_path: Path = typer.Argument(..., metavar="DATA", help="Corpus: folder of label subfolders, or a manifest.csv."),
+    name: Optional[str] = typer.Option(None, help="Run folder name under --root (default from the settings)."),
+    root: Path = typer.Option(RUNS, help="Where run folders go."),
+    positive: str = typer.Option("jazz", help="The label whose style the generator learns."),
+    layers: str = typer.Option("256,256", help="Recurrent layer sizes, bottom first (one number for one layer)."),
+    cell: str = typer.Option("lstm", help="lstm or gru."),
+    embed_dim: int = typer.Option(128, min=1),
+    dropout: float = typer.Option(0.0, min=0.0, max=0.9),
+    window: int = typer.Option(256, min=8, help="Training window in tokens (3 per note)."),
+    batch_size: int = typer.Option(64, min=1),
+    mle_steps: int = typer.Option(2000, min=1, help="Maximum-likelihood (teacher forcing) steps."),
+    lr: float = typer.Option(2e-3),
+    optimizer: str = typer.Option("adam", help="adam, adamw or rmsprop."),
+    clip: float = typer.Option(1.0, min=0.0, help="Gradient clipping by global norm (0: off)."),
+    transpose: int = typer.Option(6, min=0, max=24, help="Transposition augmentation range in semitones."),
+    eval_every: int = typer.Option(100, min=1, help="Validate and log every N steps."),
+    checkpoint_every: int = typer.Option(250, min=1),
+    steps_per_beat: int = typer.Option(12, min=1, help="Quantization grid, steps per beat."),
+    melody: bool = typer.Option(False, "--melody/--all-notes", help="Skyline melody or all notes."),
+    resume: bool = typer.Option(False, "--resume", help="Continue runs/NAME exactly where it stopped."),
+    init_from: Optional[Path] = typer.Option(None, help="Start from another run's best weights (same architecture)."),
+    seed: int = typer.Option(0, help="Seed of initialisation, batches, augmentation and dropout."),
+):
+    """Train a recurrent generator on the positive-label files by maximum likelihood."""
+    from ganmusic import train
+    from ganmusic.encoding import Vocab
+    from ganmusic.models import GeneratorConfig
+
+    encoding = encoding_options(steps_per_beat, melody)
+    try:
+        generator = GeneratorConfig(vocab_size=Vocab(encoding).size, layers=parse_layers(layers), cell=cell,
+                                    embed_dim=embed_dim, dropout=dropout)
+        config = train.RunConfig(data=str(data_path), generator=generator, encoding=encoding, positive=positive,
+                                 window=window, batch_size=batch_size, mle_steps=mle_steps, lr=lr,
+                                 optimizer=optimizer, clip=clip, transpose=transpose, eval_every=eval_every,
+                                 checkpoint_every=checkpoint_every, seed=seed,
+                                 init_from=str(init_from) if init_from else None)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    run_dir = root / (name or config.default_name())
+    if resume and not run_dir.exists():
+        raise UserError(f"--resume: {run_dir} does not exist (give the run's --name)")
+    console.print(f"{'resuming' if resume else 'training'} {run_dir}")
+    summary = train.train_run(config, run_dir, resume=resume)
+    last = summary["last"] or {}
+    table = Table(title=f"{run_dir} at step {summary['step']}")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    table.add_row("best validation NLL per token", f"{summary['best_val_nll']:.3f}")
+    table.add_row("unigram baseline NLL per token", f"{summary['unigram_nll']:.3f}")
+    if "val_perplexity" in last:
+        table.add_row("last validation perplexity", f"{last['val_perplexity']:.2f}")
+        table.add_row("tokens/s", f"{last['tokens_per_second']:.0f}")
+    print_result(table)
+    if summary["stopped_early"]:
+        console.print(f"stopped by signal; checkpoint saved. Continue with: ganmusic train-gan {data_path} "
+                      f"--name {run_dir.name} --root {root} --resume")
+    console.print(f"wrote {run_dir}/ (config.json, checkpoints/, best/, metrics.jsonl, training.png)")
+
+
+@app.command("sample")
+@user_errors
+def sample(
+    run: Path = typer.Argument(..., help="Run folder (runs/NAME)."),
+    checkpoint: str = typer.Option("best", help="best, last or a step number."),
+    num: int = typer.Option(8, min=1, help="Number of songs."),
+    length: int = typer.Option(768, min=3, help="Tokens to generate per song (3 per note)."),
+    bars: Optional[int] = typer.Option(None, min=1, help="Generate this many 4/4 bars instead of --length tokens."),
+    temperature: float = typer.Option(1.0, min=1e-3),
+    top_k: int = typer.Option(0, min=0, help="Sample among the k most likely tokens (0: off)."),
+    top_p: float = typer.Option(1.0, min=1e-6, max=1.0, help="Nucleus sampling mass (1: off)."),
+    argmax_mix: float = typer.Option(0.0, min=0.0, max=1.0, help="Take the most likely token with this probability."),
+    repetition_penalty: float = typer.Option(1.0, min=1.0, help="Divide the odds of repeating the last pitch by this."),
+    primer: Optional[Path] = typer.Option(None, help="A MIDI file the songs continue."),
+    primer_in_output: bool = typer.Option(True, "--primer-in-output/--no-primer-in-output"),
+    tempo: float = typer.Option(120.0, min=10.0, max=400.0, help="Tempo of the written MIDI (BPM)."),
+    wav: bool = typer.Option(False, "--wav", help="Also render audio with pretty_midi's built-in synthesizer."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default RUN/samples/CHECKPOINT-sSEED)."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+):
+    """Generate new songs from a trained generator: MIDI, piano-roll PNGs and a summary table."""
+    import jax
+
+    from ganmusic import encoding as enc
+    from ganmusic import metrics, plots, sampling, train
+
+    config, params = train.restore_params(run, checkpoint)
+    vocab = enc.Vocab(config.encoding)
+    primer_tokens = None
+    if primer is not None:
+        primer_tokens = enc.encode_file(primer, config.encoding)[:-1]  # drop EOS: the song goes on
+        if len(primer_tokens) < 2:
+            raise UserError(f"{primer}: the primer has no usable notes")
+    spb = config.encoding.steps_per_beat
+    if bars is not None:
+        length = bars * 4 * 4 * 3  # room for four notes per beat; cut to the bars below
+    try:
+        sampling_config = sampling.SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p,
+                                                  argmax_mix=argmax_mix, repetition_penalty=repetition_penalty)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num, length,
+                             sampling_config, primer=primer_tokens)
+    out = out or run / "samples" / f"{checkpoint}-s{seed}"
+    out.mkdir(parents=True, exist_ok=True)
+    primer_notes = len(enc.tokens_to_notes(primer_tokens, vocab)) if primer_tokens is not None else 0
+    rows = []
+    for k, row in enumerate(np.asarray(tokens)):
+        notes = enc.tokens_to_notes(row, vocab)
+        generated_from = notes[primer_notes].onset if len(notes) > primer_notes else 0
+        if bars is not None:  # bars count the generated music, after any primer
+            notes = notes[:primer_notes] + [n for n in notes[primer_notes:] if n.onset < generated_from + bars * 4 * spb]
+        if primer_tokens is not None and not primer_in_output:
+            notes = [enc.Note(n.onset - generated_from, n.pitch, n.duration) for n in notes[primer_notes:]]
+        stem = f"sample-{k:03d}"
+        midi = enc.notes_to_midi(notes, config.encoding, tempo=tempo)
+        midi.write(str(out / f"{stem}.mid"))
+        shown_primer = primer_notes if primer_in_output else 0
+        plots.piano_roll(notes, spb, out / f"{stem}.png", title=f"{run.name} {stem}", primer_notes=shown_primer)
+        if wav:
+            write_wav(midi, out / f"{stem}.wav")
+        rows.append({"file": str(out / f"{stem}.mid"), **metrics.summary(notes, spb, tempo)})
+    (out / "summary.json").write_text(json.dumps({"run": str(run), "checkpoint": checkpoint, "seed": seed,
+                                                  "sampling": sampling_config.__dict__, "samples": rows}, indent=2))
+    table = Table(title=f"{num} samples from {run} ({checkpoint})")
+    for col in ("file", "notes", "seconds", "pitch range", "longest run of one pitch"):
+        table.add_column(col, justify="left" if col == "file" else "right")
+    for r in rows:
+        span = f"{r['pitch_low']}-{r['pitch_high']}" if r["notes"] else "-"
+        table.add_row(Path(r["file"]).name, str(r["notes"]), f"{r['seconds']:.1f}", span, str(r["longest_pitch_run"]))
+    print_result(table)
+    console.print(f"wrote {out}/ (MIDI, piano-roll PNGs{', WAV' if wav else ''}, summary.json)")
+
+
+def write_wav(midi, path: Path, rate: int = 22050) -> None:
+    """Render with pretty_midi's sine-wave synthesizer; 16-bit mono WAV via the standard library."""
+    import wave
+
+    audio = midi.synthesize(fs=rate)
+    peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
+    pcm = (audio / peak * 0.8 * 32767).astype("<i2") if peak > 0 else np.zeros(len(audio), "<i2")
+    with wave.open(str(path), "wb") as f:
+        f.setnchannels(1)
+        f.setsampwidth(2)
+        f.setframerate(rate)
+        f.writeframes(pcm.tobytes())
 
 
 def print_result(renderable):

@@ -200,3 +200,110 @@ class StyleClassifier(nn.Module):
             y = nn.Dense(cfg.hidden, name=f"gru_proj_{i}")(y)
             h = nn.LayerNorm(name=f"gru_norm_{i}")(h + y)
         return h
+
+
+# ---------------------------------------------------------------------------------------------
+# The generator: a token language model (embedding, stacked LSTM/GRU, logits over the vocab).
+# ---------------------------------------------------------------------------------------------
+
+CELLS = ("lstm", "gru")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Generator architecture; saved as JSON with every generator."""
+
+    vocab_size: int
+    layers: tuple[int, ...] = (256, 256)  # hidden size of each recurrent layer, bottom first
+    cell: str = "lstm"  # "lstm" or "gru"
+    embed_dim: int = 128
+    dropout: float = 0.0  # on each recurrent layer's output, only with train=True
+
+    def __post_init__(self):
+        if self.cell not in CELLS:
+            raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
+        if isinstance(self.layers, int) or not self.layers:
+            raise ValueError("layers must be a non-empty sequence of hidden sizes")
+        layers = tuple(int(h) for h in self.layers)
+        if min(layers) < 1:
+            raise ValueError("every layer size must be >= 1")
+        object.__setattr__(self, "layers", layers)
+        for name in ("vocab_size", "embed_dim"):
+            if int(getattr(self, name)) < 1:
+                raise ValueError(f"{name} must be >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError("dropout must be in [0, 1)")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GeneratorConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown generator config keys: {sorted(unknown)}")
+        d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
+        return cls(**d)
+
+
+def generator_initial_carry(config: GeneratorConfig, batch_size: int):
+    """Zero recurrent state of every layer: `(c, h)` per LSTM layer, `h` per GRU layer."""
+    def zeros(h):
+        return jnp.zeros((batch_size, h), jnp.float32)
+
+    if config.cell == "lstm":
+        return tuple((zeros(h), zeros(h)) for h in config.layers)
+    return tuple(zeros(h) for h in config.layers)
+
+
+class Generator(nn.Module):
+    """Token LM. `__call__(tokens) -> logits [B, T, V]` (teacher forcing, one `lax.scan` per
+    layer) and `step(carry, token) -> (carry, logits [B, V])` share one parameter tree, so
+    stepping through a sequence reproduces `__call__`. Tokens are int ids or soft one-hots
+    (`[..., V]` floats, embedded as `soft @ table` at full precision, for Gumbel-softmax)."""
+
+    config: GeneratorConfig
+
+    def setup(self):
+        cfg = self.config
+        init = nn.initializers.variance_scaling(1.0, "fan_in", "normal", out_axis=0)
+        self.embedding = self.param("embedding", init, (cfg.vocab_size, cfg.embed_dim))
+        cell = nn.OptimizedLSTMCell if cfg.cell == "lstm" else nn.GRUCell
+        # The cells belong to the generator; the RNN wrappers only scan them over time, so
+        # `step` calls the very same cells (and parameters) once.
+        self.cells = [cell(h) for h in cfg.layers]
+        self.rnns = [nn.RNN(c) for c in self.cells]
+        self.drop = nn.Dropout(cfg.dropout)
+        self.head = nn.Dense(cfg.vocab_size)
+
+    def _embed(self, tokens, time_axis: bool):
+        cfg = self.config
+        tokens = jnp.asarray(tokens)
+        ids_ndim = 2 if time_axis else 1
+        if tokens.ndim == ids_ndim and jnp.issubdtype(tokens.dtype, jnp.integer):
+            return jnp.take(self.embedding, tokens, axis=0)
+        if tokens.ndim == ids_ndim + 1 and tokens.shape[-1] == cfg.vocab_size:
+            soft = tokens.astype(jnp.float32)
+            # Full precision so a one-hot matches the lookup on GPUs too (TF32 would not).
+            return jnp.matmul(soft, self.embedding, precision=jax.lax.Precision.HIGHEST)
+        shape = "[B, T]" if time_axis else "[B]"
+        raise ValueError(f"tokens must be int {shape} or float {shape[:-1]}, {cfg.vocab_size}], "
+                         f"got {tokens.dtype} {tokens.shape}")
+
+    def __call__(self, tokens, *, train: bool = False):
+        x = self._embed(tokens, time_axis=True)
+        for rnn in self.rnns:
+            x = self.drop(rnn(x), deterministic=not train)
+        return self.head(x).astype(jnp.float32)
+
+    def initial_carry(self, batch_size: int):
+        return generator_initial_carry(self.config, batch_size)
+
+    def step(self, carry, token):
+        x = self._embed(token, time_axis=False)
+        new_carry = []
+        for cell, c in zip(self.cells, carry):
+            c, x = cell(c, x)
+            new_carry.append(c)
+        return tuple(new_carry), self.head(x).astype(jnp.float32)

@@ -71,3 +71,25 @@ def window_timeline(window_probs, window_tokens: int, path: str | Path, title: s
     ax.set_ylabel("P")
     ax.set_title(title)
     return save(fig, path)
+
+
+def piano_roll(notes, steps_per_beat: int, path: str | Path, title: str, primer_notes: int = 0) -> Path:
+    """Notes as bars over beats; the primer (if any) in grey, bar lines every 4 beats."""
+    from matplotlib.patches import Rectangle
+
+    fig, ax = plt.subplots(figsize=(14, 4))
+    if notes:
+        for k, n in enumerate(notes):
+            color = "0.6" if k < primer_notes else "tab:blue"
+            ax.add_patch(Rectangle((n.onset / steps_per_beat, n.pitch - 0.4), n.duration / steps_per_beat, 0.8,
+                                   color=color, lw=0))
+        end = max(n.onset + n.duration for n in notes) / steps_per_beat
+        low, high = min(n.pitch for n in notes), max(n.pitch for n in notes)
+        ax.set_xlim(0, max(end, 1))
+        ax.set_ylim(low - 2, high + 2)
+        for bar in np.arange(0, end + 4, 4):
+            ax.axvline(bar, color="0.85", lw=0.8, zorder=0)
+    ax.set_xlabel("beat")
+    ax.set_ylabel("MIDI pitch")
+    ax.set_title(title)
+    return save(fig, path)
