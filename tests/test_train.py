@@ -1,0 +1,132 @@
+import json
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from conftest import make_tiny_corpus
+from ganmusic import data, sampling, train
+from ganmusic import encoding as enc
+from ganmusic.encoding import EncodingConfig, Vocab
+from ganmusic.models import GeneratorConfig
+
+
+def tiny_config(corpus_path, **kw):
+    gen = GeneratorConfig(vocab_size=Vocab(EncodingConfig()).size, layers=(16,), embed_dim=8)
+    base = dict(data=str(corpus_path), generator=gen, window=24, batch_size=4, mle_steps=12, lr=5e-3,
+                eval_every=4, checkpoint_every=4, keep=5, seed=3)
+    return train.RunConfig(**{**base, **kw})
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    root = make_tiny_corpus(tmp_path_factory.mktemp("gen") / "corpus")
+    return data.load_corpus(root, cache_dir=root.parent / "cache", progress=False, split_fractions=(4, 1, 1))
+
+
+@pytest.fixture(scope="module")
+def finished_run(corpus, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("runs") / "full"
+    summary = train.train_run(tiny_config(corpus.root), run_dir, progress=False, corpus=corpus)
+    return run_dir, summary
+
+
+def params_of(run_dir, which="last"):
+    return train.restore_params(run_dir, which)[1]
+
+
+def assert_trees_close(a, b, **kw):
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), **kw)
+
+
+def test_run_folder_contents_and_learning(finished_run):
+    run_dir, summary = finished_run
+    assert {p.name for p in run_dir.iterdir()} >= {"config.json", "checkpoints", "best", "metrics.jsonl", "training.png"}
+    rows = train.MetricsLog.read(run_dir / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [4, 8, 12]
+    assert rows[-1]["val_nll"] < rows[0]["val_nll"]  # it learns
+    assert summary["best_val_nll"] == min(r["val_nll"] for r in rows)
+    assert all(np.isfinite(r["unigram_nll"]) and r["tokens_per_second"] > 0 for r in rows)
+    assert train.load_run_config(run_dir) == tiny_config(train.load_run_config(run_dir).data)
+
+
+def test_resume_after_a_crash_matches_an_uninterrupted_run(corpus, finished_run, tmp_path, monkeypatch):
+    full_dir, _ = finished_run
+    run_dir = tmp_path / "crashed"
+    real_batch = data.WindowSampler.batch
+
+    def crash_at_step_10(self, k):
+        if k == 10:
+            raise RuntimeError("simulated crash")
+        return real_batch(self, k)
+
+    monkeypatch.setattr(data.WindowSampler, "batch", crash_at_step_10)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train.train_run(tiny_config(corpus.root), run_dir, progress=False, corpus=corpus)
+    monkeypatch.setattr(data.WindowSampler, "batch", real_batch)
+    # Steps 9 and 10 were lost with the crash; the log holds 4 and 8 only after resuming from 8.
+    summary = train.train_run(tiny_config(corpus.root), run_dir, resume=True, progress=False, corpus=corpus)
+    assert summary["step"] == 12
+    assert_trees_close(params_of(run_dir), params_of(full_dir), rtol=1e-5, atol=1e-6)
+    rows = train.MetricsLog.read(run_dir / "metrics.jsonl")
+    full_rows = train.MetricsLog.read(full_dir / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [4, 8, 12]
+    np.testing.assert_allclose([r["val_nll"] for r in rows], [r["val_nll"] for r in full_rows], rtol=1e-5)
+
+
+def test_a_second_run_of_the_same_name_needs_resume(corpus, finished_run):
+    run_dir, _ = finished_run
+    with pytest.raises(train.RunError, match="--resume"):
+        train.train_run(tiny_config(corpus.root), run_dir, progress=False, corpus=corpus)
+
+
+def test_init_from_starts_from_the_other_runs_weights(corpus, finished_run, tmp_path):
+    full_dir, _ = finished_run
+    config = tiny_config(corpus.root, init_from=str(full_dir), mle_steps=1, lr=1e-12, eval_every=1)
+    train.train_run(config, tmp_path / "child", progress=False, corpus=corpus)
+    assert_trees_close(params_of(tmp_path / "child"), params_of(full_dir, "best"), atol=1e-6)
+    other = tiny_config(corpus.root, init_from=str(full_dir),
+                        generator=GeneratorConfig(vocab_size=Vocab(EncodingConfig()).size, layers=(8,)))
+    with pytest.raises(train.RunError, match="differs"):
+        train.train_run(other, tmp_path / "mismatch", progress=False, corpus=corpus)
+
+
+def test_samples_of_a_trained_model_decode(finished_run):
+    run_dir, _ = finished_run
+    config, params = train.restore_params(run_dir, "best")
+    grammar = enc.Grammar(Vocab(config.encoding))
+    tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(0), 6, 97)
+    for row in np.asarray(tokens):
+        assert grammar.is_grammatical(row)
+        assert len(enc.tokens_to_notes(row, Vocab(config.encoding))) == 32  # 96 tokens = 32 whole notes
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "ganmusic", *map(str, args)], capture_output=True, text=True, cwd=cwd)
+
+
+def test_sample_cli_writes_songs_and_a_summary(finished_run, tmp_path):
+    run_dir, _ = finished_run
+    out = tmp_path / "songs"
+    result = run_cli("sample", run_dir, "--num", 3, "--length", 60, "--top-k", 5, "--seed", 7, "--out", out)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert len(summary["samples"]) == 3 and all(s["notes"] == 20 for s in summary["samples"])
+    for k in range(3):
+        midi_path, png = out / f"sample-{k:03d}.mid", out / f"sample-{k:03d}.png"
+        assert len(enc.encode_file(midi_path, EncodingConfig())) == 3 * 20 + 2
+        assert png.stat().st_size > 1000
+    again = run_cli("sample", run_dir, "--num", 3, "--length", 60, "--top-k", 5, "--seed", 7, "--out", tmp_path / "again")
+    assert again.returncode == 0
+    assert (tmp_path / "again" / "sample-001.mid").read_bytes() == (out / "sample-001.mid").read_bytes()
+
+
+def test_sample_cli_errors_are_one_line(finished_run, tmp_path):
+    run_dir, _ = finished_run
+    for args, message in [((tmp_path / "nope",), "not a run folder"),
+                          ((run_dir, "--checkpoint", "999"), "no checkpoint '999'")]:
+        result = run_cli("sample", *args)
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
