@@ -73,3 +73,27 @@ def real_corpus(real_corpus_path, tmp_path_factory):
     from ganmusic.data import load_corpus
 
     return load_corpus(real_corpus_path, cache_dir=tmp_path_factory.mktemp("real-cache"), progress=False)
+
+
+class CliResult:
+    def __init__(self, returncode, stdout, stderr):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def run_cli(*args, cwd=None, env=None) -> CliResult:
+    """Run `ganmusic ARGS` in this process (JAX is imported and compiled once for the whole
+    test session); exit codes and stdout/stderr as a user would see them."""
+    from typer.testing import CliRunner
+
+    from ganmusic.cli import app
+
+    old = os.getcwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(app, [str(a) for a in args], env=env)
+    finally:
+        os.chdir(old)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return CliResult(result.exit_code, result.stdout, result.stderr)

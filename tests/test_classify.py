@@ -1,13 +1,11 @@
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pretty_midi
 import pytest
 
-from conftest import make_tiny_corpus, write_midi
+from conftest import make_tiny_corpus, run_cli, write_midi
 from ganmusic import classify, data
 from ganmusic.models import ClassifierConfig
 
@@ -81,10 +79,6 @@ def test_an_interrupted_training_leaves_no_classifier(tiny_corpus, tmp_path, mon
     with pytest.raises(classify.ClassifierError):
         classify.Classifier.load(out)
 
-
-def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "ganmusic", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd)
 
 
 def test_score_rows_errors_and_exit_codes(trained, tmp_path, tiny_corpus):

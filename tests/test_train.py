@@ -1,12 +1,10 @@
 import json
-import subprocess
-import sys
 
 import jax
 import numpy as np
 import pytest
 
-from conftest import make_tiny_corpus
+from conftest import make_tiny_corpus, run_cli
 from ganmusic import data, sampling, train
 from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Vocab
@@ -103,9 +101,6 @@ def test_samples_of_a_trained_model_decode(finished_run):
         assert grammar.is_grammatical(row)
         assert len(enc.tokens_to_notes(row, Vocab(config.encoding))) == 32  # 96 tokens = 32 whole notes
 
-
-def run_cli(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "ganmusic", *map(str, args)], capture_output=True, text=True, cwd=cwd)
 
 
 def test_sample_cli_writes_songs_and_a_summary(finished_run, tmp_path):
