@@ -60,11 +60,24 @@ class Manager:
             msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise CheckpointError(f"checkpoint step {step} in {self.directory} cannot be read ({msg})") from None
 
-    def _check_fits(self, step: int, abstract) -> None:
+    def restore_part(self, step: int, key: str, template):
+        """One top-level entry of a saved dict, checked against `template` (no need to know
+        the rest of the state's structure)."""
+        self._check_fits(step, template, prefix=key)
+        try:
+            tree = self._manager.restore(int(step))
+        except Exception as exc:
+            msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise CheckpointError(f"checkpoint step {step} in {self.directory} cannot be read ({msg})") from None
+        return jax.tree.map(jax.numpy.asarray, tree[key])
+
+    def _check_fits(self, step: int, abstract, prefix: str | None = None) -> None:
         """Compare names and shapes with the stored metadata before restoring: a failed orbax
         restore leaves background threads that print tracebacks at exit."""
         try:
             stored = self._manager.item_metadata(int(step))
+            if prefix is not None:
+                stored = stored[prefix]
             have = {leaf_name(k): tuple(v.shape) for k, v in jax.tree_util.tree_leaves_with_path(stored)}
         except Exception as exc:
             raise CheckpointError(f"checkpoint step {step} in {self.directory} has no readable metadata ({type(exc).__name__})") from None

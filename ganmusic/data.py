@@ -434,22 +434,24 @@ class WindowSampler:
     sees exactly the batches it would have seen.
 
     `balance` draws the positive and the other labels equally often (class imbalance);
-    `positive_only` samples the positive label alone (the generator's data);
+    `positive` True samples the positive label alone (the generator's data), False the other
+    labels alone, None everything;
     `transpose` is the augmentation range in semitones (0 turns it off).
     """
 
     def __init__(self, corpus: Corpus, split: str, window: int, batch_size: int, seed: int = 0,
-                 transpose: int = 6, balance: bool = True, positive_only: bool = False):
+                 transpose: int = 6, balance: bool = True, positive: bool | None = None):
         self.corpus, self.window, self.batch_size = corpus, window, batch_size
         self.seed, self.transpose = seed, transpose
-        indices = corpus.indices(split, positive=True if positive_only else None)
+        indices = corpus.indices(split, positive=positive)
         if len(indices) == 0:
-            raise CorpusError(f"{corpus.root}: no {'positive ' if positive_only else ''}files in the {split} split")
+            which = {True: "positive ", False: "other-label ", None: ""}[positive]
+            raise CorpusError(f"{corpus.root}: no {which}files in the {split} split")
         self.files, self.starts = window_starts(corpus, indices, window)
-        positive = corpus.is_positive[self.files]
-        if balance and not positive_only and positive.any() and (~positive).any():
+        is_positive = corpus.is_positive[self.files]
+        if balance and positive is None and is_positive.any() and (~is_positive).any():
             # Each class gets half the probability mass, spread evenly over its windows.
-            self.p = np.where(positive, 0.5 / positive.sum(), 0.5 / (~positive).sum())
+            self.p = np.where(is_positive, 0.5 / is_positive.sum(), 0.5 / (~is_positive).sum())
         else:
             self.p = np.full(len(self.files), 1.0 / len(self.files))
         self.cdf = np.cumsum(self.p)

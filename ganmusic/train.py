@@ -22,9 +22,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from ganmusic import checkpoints, data, plots
-from ganmusic.encoding import EncodingConfig, Vocab
-from ganmusic.models import Generator, GeneratorConfig
+from ganmusic import checkpoints, classify, data, plots
+from ganmusic import encoding as enc
+from ganmusic.encoding import EncodingConfig, Grammar, Vocab
+from ganmusic.gan import AdvConfig, make_adv_step
+from ganmusic.models import Generator, GeneratorConfig, StyleClassifier
 from ganmusic.ui import maybe_progress
 
 FORMAT = "ganmusic-run/1"
@@ -60,6 +62,8 @@ class RunConfig:
     keep: int = 3  # last checkpoints kept, besides the best
     seed: int = 0
     init_from: str | None = None
+    adv: AdvConfig = AdvConfig()  # the adversarial phase that follows the MLE steps
+    devices: int = 0  # local devices to pmap over (0: all)
 
     def __post_init__(self):
         if self.optimizer not in OPTIMIZERS:
@@ -71,6 +75,7 @@ class RunConfig:
         d = dataclasses.asdict(self)
         d["generator"] = self.generator.to_dict()
         d["encoding"] = dataclasses.asdict(self.encoding)
+        d["adv"] = self.adv.to_dict()
         return {"format": FORMAT, **d}
 
     @classmethod
@@ -80,6 +85,7 @@ class RunConfig:
             raise ValueError(f"not a {FORMAT} config")
         d["generator"] = GeneratorConfig.from_dict(d["generator"])
         d["encoding"] = EncodingConfig.from_dict(d["encoding"])
+        d["adv"] = AdvConfig(**d.get("adv", {}))
         known = {f.name for f in dataclasses.fields(cls)}
         if set(d) - known:
             raise ValueError(f"unknown run config keys: {sorted(set(d) - known)}")
@@ -88,7 +94,12 @@ class RunConfig:
     def default_name(self) -> str:
         g = self.generator
         sizes = f"{g.layers[0]}x{len(g.layers)}" if len(set(g.layers)) == 1 else "-".join(map(str, g.layers))
-        return f"{g.cell}-{sizes}-mle{self.mle_steps}-s{self.seed}"
+        adv = f"-{self.adv.estimator}{self.adv.steps}" if self.adv.steps else ""
+        return f"{g.cell}-{sizes}-mle{self.mle_steps}{adv}-s{self.seed}"
+
+    @property
+    def total_steps(self) -> int:
+        return self.mle_steps + self.adv.steps
 
 
 def load_run_config(run_dir: str | Path) -> RunConfig:
@@ -136,11 +147,14 @@ def init_state(model: Generator, optimizer, config: RunConfig, params=None) -> d
 
 
 def make_mle_step(model: Generator, optimizer, axis_name: str | None = None):
-    """`(state, tokens, mask) -> (state, metrics)`: one teacher-forced update. With `axis_name`
+    """`(state, batch) -> (state, metrics)`: one teacher-forced update. With `axis_name`
     (under `pmap`) gradients and metrics are averaged across devices."""
 
-    def step(state, tokens, mask):
+    def step(state, batch):
+        tokens, mask = batch["mle_tokens"], batch["mle_mask"]
         rng, dropout_rng = jax.random.split(state["rng"])
+        if axis_name is not None:  # each device drops out differently
+            dropout_rng = jax.random.fold_in(dropout_rng, jax.lax.axis_index(axis_name))
 
         def loss_fn(params):
             logits = model.apply({"params": params}, tokens, train=True, rngs={"dropout": dropout_rng})
@@ -256,93 +270,237 @@ def restore_params(run_dir: Path, which: str = "best"):
             return config, checkpoints.restore_latest(directory, template)
         except checkpoints.CheckpointError as exc:
             raise RunError(f"{run_dir}: {exc}") from None
-    state_template = jax.eval_shape(lambda: init_state(model, make_optimizer(config), config))
     with checkpoints.Manager(run_dir / "checkpoints", read_only=True) as manager:
         steps = manager.steps()
         step = steps[-1] if which == "last" and steps else int(which) if which.isdigit() else None
         if step is None or step not in steps:
             raise RunError(f"{run_dir}: no checkpoint '{which}' (have: {', '.join(map(str, steps)) or 'none'})")
+        # The generator's weights are "params" in an MLE-phase state, "gen" in an adversarial one.
+        part = "params" if step <= config.mle_steps else "gen"
         try:
-            return config, manager.restore(step, state_template)["params"]
+            return config, manager.restore_part(step, part, template)
         except checkpoints.CheckpointError as exc:
             raise RunError(f"{run_dir}: {exc}") from None
 
 
+class Parallel:
+    """Data parallelism: the state replicated on local devices, each batch split on a leading
+    device axis, one `pmap`ped step (with one device it is the same code path). Under
+    `jax.distributed`, each process takes its slice of the global batch first."""
+
+    axis = "devices"
+
+    def __init__(self, n_devices: int = 0):
+        local = jax.local_devices()
+        if n_devices > len(local):
+            raise RunError(f"--devices {n_devices}: only {len(local)} local device(s)")
+        self.devices = local[: n_devices or len(local)]
+        self.n = len(self.devices)
+
+    def check_batch(self, batch_size: int) -> None:
+        parts = self.n * jax.process_count()
+        if batch_size % parts:
+            raise RunError(f"--batch-size {batch_size} must be divisible by the {parts} devices")
+
+    def replicate(self, tree):
+        """One copy per device, stacked on a leading axis and laid out one slice per device."""
+        sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.array(self.devices), (self.axis,)),
+                                              jax.sharding.PartitionSpec(self.axis))
+        stacked = jax.tree.map(lambda x: np.broadcast_to(np.asarray(x), (self.n, *np.shape(x))), tree)
+        return jax.device_put(stacked, sharding)
+
+    def unreplicate(self, tree):
+        return jax.tree.map(lambda x: np.asarray(x[0]), tree)
+
+    def shard(self, batch: dict) -> dict:
+        def split(x):
+            x = np.asarray(x)
+            per_process = len(x) // jax.process_count()
+            x = x[jax.process_index() * per_process : (jax.process_index() + 1) * per_process]
+            return x.reshape(self.n, len(x) // self.n, *x.shape[1:])
+
+        return {k: split(v) for k, v in batch.items()}
+
+    def pmap(self, step_fn):
+        return jax.pmap(step_fn, axis_name=self.axis, devices=self.devices, donate_argnums=0)
+
+
+@dataclass
+class Discriminator:
+    """The adversarial phase's critic: a pretrained classifier's model and weights."""
+
+    model: StyleClassifier
+    params: dict
+    window: int
+
+
+def load_discriminator(config: RunConfig) -> Discriminator:
+    clf = classify.Classifier.load(config.adv.classifier)
+    if clf.encoding != config.encoding:
+        raise RunError(f"--classifier {config.adv.classifier}: its encoding differs from this run's "
+                       "(train both with the same --steps-per-beat and --melody/--all-notes)")
+    return Discriminator(StyleClassifier(clf.model_config), clf.params, clf.window)
+
+
+def adv_optimizers(config: RunConfig):
+    clip = [optax.clip_by_global_norm(config.clip)] if config.clip > 0 else []
+    return optax.chain(*clip, optax.adam(config.adv.lr)), optax.chain(*clip, optax.adam(config.adv.d_lr))
+
+
+def init_adv_state(config: RunConfig, gen_params, disc: Discriminator) -> dict:
+    g_opt, d_opt = adv_optimizers(config)
+    return {"gen": gen_params, "gen_opt": g_opt.init(gen_params), "disc": disc.params,
+            "disc_opt": d_opt.init(disc.params), "step": jnp.zeros((), jnp.int32),
+            "rng": jax.random.PRNGKey(config.seed + 1), "baseline": jnp.zeros((), jnp.float32)}
+
+
+class Batches:
+    """Global batch `k` of either phase, a pure function of (seed, k)."""
+
+    def __init__(self, corpus: data.Corpus, config: RunConfig, disc_window: int | None):
+        kw = dict(seed=config.seed, transpose=config.transpose)
+        self.config = config
+        self.mle = data.WindowSampler(corpus, "train", config.window, config.batch_size, positive=True, **kw)
+        if disc_window:
+            self.real = data.WindowSampler(corpus, "train", disc_window, config.batch_size, positive=True, **kw)
+            self.other = data.WindowSampler(corpus, "train", disc_window, config.batch_size, positive=False, **kw)
+
+    def __call__(self, k: int) -> dict:
+        mle = self.mle.batch(k)
+        batch = {"mle_tokens": mle.tokens, "mle_mask": mle.mask}
+        if k > self.config.mle_steps:
+            # Different streams for D than for the NLL term: offset the step index.
+            real, other = self.real.batch(k + 10**9), self.other.batch(k + 2 * 10**9)
+            batch.update(real_tokens=real.tokens, real_mask=real.mask, other_tokens=other.tokens,
+                         other_mask=other.mask, example_ids=np.arange(self.config.batch_size, dtype=np.int32))
+        return batch
+
+
+def write_samples(config: RunConfig, gen_params, directory: Path, length: int, num: int = 4) -> None:
+    """A few samples during training, so users can listen to it."""
+    from ganmusic import sampling
+
+    tokens = sampling.sample(gen_params, config.generator, config.encoding, jax.random.PRNGKey(config.seed), num, length)
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = Vocab(config.encoding)
+    for k, row in enumerate(tokens):
+        enc.notes_to_midi(enc.tokens_to_notes(row, vocab), config.encoding).write(str(directory / f"sample-{k:02d}.mid"))
+
+
 def train_run(config: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True,
               corpus: data.Corpus | None = None) -> dict:
-    """Train (or resume) a run. Returns a summary with validation NLL and the unigram baseline."""
+    """Train (or resume) a run: the MLE phase, then the adversarial phase when `config.adv.steps`.
+    Returns a summary with validation NLL and the unigram baseline."""
     run_dir = Path(run_dir)
     if resume:
         config = load_run_config(run_dir)
     elif (run_dir / "config.json").exists():
         raise RunError(f"{run_dir} exists; pass --resume to continue it, or choose another --name")
+    parallel = Parallel(config.devices)
+    parallel.check_batch(config.batch_size)
     corpus = corpus or data.load_corpus(config.data, config.encoding, positive=config.positive, progress=progress)
     model = Generator(config.generator)
     optimizer = make_optimizer(config)
+    disc = load_discriminator(config) if config.adv.steps else None
 
     init_params = None
     if config.init_from and not resume:
         other, init_params = restore_params(Path(config.init_from), "best")
         if other.generator != config.generator or other.encoding != config.encoding:
             raise RunError(f"--init-from {config.init_from}: its generator or encoding differs from this run's")
-    state = init_state(model, optimizer, config, init_params)
+    mle_state = init_state(model, optimizer, config, init_params)
 
+    writer = jax.process_index() == 0  # under jax.distributed, one process writes logs
     run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-    sampler = data.WindowSampler(corpus, "train", config.window, config.batch_size, seed=config.seed,
-                                 transpose=config.transpose, positive_only=True)
+    if writer:
+        (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
+    batches = Batches(corpus, config, disc.window if disc else None)
     val = data.eval_windows(corpus, corpus.indices("val", positive=True), config.window)
     baseline = unigram_nll(corpus, corpus.indices("train", positive=True), val)
-    step_fn = jax.jit(make_mle_step(model, optimizer), donate_argnums=0)
     eval_nll = make_eval_nll(model)
+    mle_step = parallel.pmap(make_mle_step(model, optimizer, Parallel.axis))
+    adv_step = None
+    if disc:
+        g_opt, d_opt = adv_optimizers(config)
+        adv_step = parallel.pmap(make_adv_step(model, disc.model, Grammar(Vocab(config.encoding)), g_opt, d_opt,
+                                               config.adv, disc.window, Parallel.axis))
+
+    def template(step: int):
+        if step <= config.mle_steps:
+            return mle_state
+        return init_adv_state(config, mle_state["params"], disc)
 
     with checkpoints.Manager(run_dir / "checkpoints", max_to_keep=config.keep) as manager, \
             checkpoints.Manager(run_dir / "best", max_to_keep=1) as best_manager, StopFlag() as stop:
-        start = 0
+        start, state = 0, mle_state
         if resume:
-            latest = manager.latest_step()
-            if latest is None:
+            start = manager.latest_step()
+            if start is None:
                 raise RunError(f"{run_dir}: no complete checkpoint to resume from")
-            state = manager.restore(latest, state)
-            start = int(state["step"])
+            state = manager.restore(start, template(start))
         log = MetricsLog(run_dir / "metrics.jsonl", start if resume else None)
-        best_nll = min([r["val_nll"] for r in MetricsLog.read(run_dir / "metrics.jsonl") if "val_nll" in r],
-                       default=math.inf)
-        tokens_seen, t0 = 0, time.perf_counter()
+        phase_of = lambda step: "mle" if step <= config.mle_steps else "adv"  # noqa: E731
+        best_nll = min([r["val_nll"] for r in MetricsLog.read(run_dir / "metrics.jsonl")
+                        if "val_nll" in r and r.get("phase") == phase_of(start + 1)], default=math.inf)
+        replicated = parallel.replicate(state)
+        sums, count, tokens_seen, t0 = {}, 0, 0, time.perf_counter()
         summary = {"stopped_early": False}
-        with maybe_progress(progress, "training generator (MLE)", config.mle_steps) as advance:
+        with maybe_progress(progress, "training generator", config.total_steps) as advance:
             advance(start)
-            for step in range(start + 1, config.mle_steps + 1):
-                batch = sampler.batch(step)
-                state, metrics = step_fn(state, batch.tokens, batch.mask)
-                tokens_seen += int(batch.mask.sum())
-                loss = float(metrics["mle_loss"])  # checked every step: nothing non-finite is saved
-                if not math.isfinite(loss):
-                    raise TrainingDiverged(f"loss became {loss} at step {step}; the last good checkpoint "
-                                           f"is in {run_dir / 'checkpoints'} (try a lower --lr or --clip)")
-                if step % config.eval_every == 0 or step == config.mle_steps:
-                    val_nll = validation_nll(eval_nll, state["params"], val, config.batch_size)
+            for step in range(start + 1, config.total_steps + 1):
+                phase = phase_of(step)
+                if phase == "adv" and step == config.mle_steps + 1:
+                    # The adversarial phase starts from the generator as the MLE phase left it.
+                    gen_params = parallel.unreplicate(replicated)["params"]
+                    replicated = parallel.replicate(init_adv_state(config, gen_params, disc))
+                    best_nll = math.inf  # `best/` follows the final phase
+                batch = batches(step)
+                replicated, metrics = (mle_step if phase == "mle" else adv_step)(replicated, parallel.shard(batch))
+                metrics = {k: float(v[0]) for k, v in metrics.items()}
+                bad = [k for k in ("mle_loss", "g_loss", "d_loss") if k in metrics and not math.isfinite(metrics[k])]
+                if bad:  # checked every step: nothing non-finite is ever saved
+                    raise TrainingDiverged(f"{bad[0]} became {metrics[bad[0]]} at step {step}; the last good "
+                                           f"checkpoint is in {run_dir / 'checkpoints'} (try a lower --lr or --clip)")
+                for k, v in metrics.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                count += 1
+                tokens_seen += int(batch["mle_mask"].sum())
+                params = None
+                if step % config.eval_every == 0 or step in (config.mle_steps, config.total_steps):
+                    params = parallel.unreplicate(replicated)
+                    params = params["params"] if phase == "mle" else params["gen"]
+                    val_nll = validation_nll(eval_nll, params, val, config.batch_size)
                     elapsed = time.perf_counter() - t0
-                    row = {"step": step, "phase": "mle", "mle_loss": loss, "grad_norm": float(metrics["grad_norm"]),
+                    row = {"step": step, "phase": phase, **{k: v / count for k, v in sums.items()},
                            "val_nll": val_nll, "val_perplexity": math.exp(val_nll), "unigram_nll": baseline,
                            "tokens_per_second": tokens_seen / max(elapsed, 1e-9)}
-                    log.append(row)
-                    tokens_seen, t0 = 0, time.perf_counter()
+                    if writer:
+                        log.append(row)
+                    sums, count, tokens_seen, t0 = {}, 0, 0, time.perf_counter()
                     if val_nll < best_nll:
                         best_nll = val_nll
-                        best_manager.save(step, state["params"])
-                    advance(status=f"loss {loss:.3f} val NLL {val_nll:.3f} (unigram {baseline:.3f}) "
-                                   f"{row['tokens_per_second']:.0f} tok/s")
+                        best_manager.save(step, params)
+                    advance(status=f"{phase} loss {row['mle_loss']:.3f} val NLL {val_nll:.3f} "
+                                   f"(unigram {baseline:.3f}) {row['tokens_per_second']:.0f} tok/s")
                 else:
                     advance()
-                if step % config.checkpoint_every == 0 or step == config.mle_steps or stop.raised:
-                    manager.save(step, state)
+                if (phase == "adv" and writer and config.adv.sample_every
+                        and (step - config.mle_steps) % config.adv.sample_every == 0):
+                    gen_params = parallel.unreplicate(replicated)["gen"]
+                    write_samples(config, gen_params, run_dir / "samples" / f"{step:06d}", 4 * disc.window)
+                if step % config.checkpoint_every == 0 or step in (config.mle_steps, config.total_steps) or stop.raised:
+                    manager.save(step, parallel.unreplicate(replicated))
                 if stop.raised:
                     summary["stopped_early"] = True
                     break
+        state = parallel.unreplicate(replicated)
     rows = MetricsLog.read(run_dir / "metrics.jsonl")
-    plots.training_curves(rows, run_dir / "training.png", title=f"run {run_dir.name}",
-                          panels={"NLL per token": ["mle_loss", "val_nll", "unigram_nll"]})
-    summary.update({"run": str(run_dir), "step": int(state["step"]), "best_val_nll": best_nll,
+    if writer:
+        panels = {"NLL per token": ["mle_loss", "val_nll", "unigram_nll"]}
+        if config.adv.steps:
+            panels["adversarial"] = ["d_loss", "g_adv_loss", "d_generated", "sample_repeat_rate"]
+        plots.training_curves(rows, run_dir / "training.png", title=f"run {run_dir.name}", panels=panels)
+    last_step = config.mle_steps + int(state["step"]) if "gen" in state else int(state["step"])
+    summary.update({"run": str(run_dir), "step": last_step, "best_val_nll": best_nll,
                     "unigram_nll": baseline, "last": rows[-1] if rows else None})
     return summary

@@ -152,7 +152,7 @@ def test_balanced_sampling_evens_out_the_labels(tmp_path, cache_dir):
     corpus = load_corpus(tmp_path / "c", cache_dir=cache_dir, progress=False, split_fractions=(1, 0, 0))
     labels = data.WindowSampler(corpus, "train", 24, 2000, seed=0).batch(0).labels
     assert 0.45 < labels.mean() < 0.55
-    only = data.WindowSampler(corpus, "train", 24, 200, seed=0, positive_only=True).batch(0).labels
+    only = data.WindowSampler(corpus, "train", 24, 200, seed=0, positive=True).batch(0).labels
     assert only.all()
 
 

@@ -1,0 +1,232 @@
+"""The adversarial phase: the generator against a jazz discriminator, as pure step functions.
+
+One step: the generator samples a batch (grammar-constrained); the discriminator is updated on
+real positive windows (label 1, smoothed), generated windows (0) and other-label windows (0, so
+it stays a style critic); the generator is updated on
+
+    lambda_mle * NLL(real) + lambda_adv * -log D(generated) + lambda_rep * repetition.
+
+Two gradient estimators: straight-through Gumbel-softmax (the discriminator reads the relaxed
+one-hots; the repetition term is the expected probability of repeating the last pitch) and
+REINFORCE (reward D(generated) minus a repetition count, a moving-average baseline and an
+entropy bonus). The step is written once; `axis_name` makes it the per-device body of a
+`jax.pmap`, averaging gradients with `lax.pmean`. Per-example randomness is keyed by the
+example's global index, so the same global batch gives the same update on any device count.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from ganmusic.encoding import BOS, EOS, T_PITCH, T_SHIFT, Grammar
+from ganmusic.models import Generator, StyleClassifier, generator_initial_carry
+
+ESTIMATORS = ("gumbel", "reinforce")
+
+
+@dataclass(frozen=True)
+class AdvConfig:
+    steps: int = 0  # adversarial steps after the MLE phase (0: plain MLE)
+    estimator: str = "gumbel"
+    classifier: str | None = None  # the pretrained classifier the discriminator starts from
+    lambda_mle: float = 1.0
+    lambda_adv: float = 0.3
+    lambda_rep: float = 1.0
+    lr: float = 1e-4  # generator learning rate in this phase
+    d_lr: float = 1e-4
+    d_steps: int = 1  # discriminator updates per generator update
+    label_smoothing: float = 0.1  # real windows get label 1 - this
+    not_jazz_share: float = 0.5  # of the discriminator's negatives, the share of other-label windows
+    tau_start: float = 1.0  # Gumbel-softmax temperature, annealed geometrically
+    tau_end: float = 0.3
+    entropy: float = 0.01  # REINFORCE entropy bonus
+    baseline_decay: float = 0.9  # REINFORCE moving-average baseline
+    sample_every: int = 200  # write a few samples to runs/NAME/samples/STEP/
+
+    def __post_init__(self):
+        if self.estimator not in ESTIMATORS:
+            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
+        if self.steps and not self.classifier:
+            raise ValueError("the adversarial phase needs --classifier classifiers/NAME")
+        if not 0.0 <= self.not_jazz_share <= 1.0:
+            raise ValueError("not_jazz_share must be in [0, 1]")
+        if self.d_steps < 1:
+            raise ValueError("d_steps must be >= 1")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def tau(self, step):
+        """Gumbel temperature at adversarial step `step` (0-based), from tau_start to tau_end."""
+        frac = jnp.clip(step / max(self.steps - 1, 1), 0.0, 1.0)
+        return self.tau_start * (self.tau_end / self.tau_start) ** frac
+
+
+def example_keys(rng, example_ids):
+    """One key per example, from its global index: independent of how the batch is sharded."""
+    return jax.vmap(lambda i: jax.random.fold_in(rng, i))(example_ids)
+
+
+def rollout(gen_model: Generator, params, grammar: Grammar, keys, length: int, tau, hard: bool):
+    """Sample `length` tokens after BOS for each example (one key each), under the grammar.
+
+    Returns (one_hots [B, L, V] (straight-through relaxed when not `hard`), ids [B, L],
+    log-probabilities [B, L, V] of the masked distribution, expected-repeat [B, L]).
+    """
+    vocab = grammar.vocab
+    batch = keys.shape[0]
+    step_keys = jax.vmap(lambda k: jax.random.split(k, length))(keys).transpose(1, 0, 2)
+    carry = generator_initial_carry(gen_model.config, batch)
+    gstate = grammar.initial_state((batch,), xp=jnp)
+    first = jax.nn.one_hot(jnp.full((batch,), BOS), vocab.size)
+
+    def body(state, step_key):
+        carry, gstate, token = state
+        carry, logits = gen_model.apply({"params": params}, carry, token, method="step")
+        allowed = grammar.mask(gstate, xp=jnp).at[:, EOS].set(False)
+        logits = jnp.where(allowed, logits, -1e9)
+        logp = jax.nn.log_softmax(logits)
+        noise = jax.vmap(lambda k: jax.random.gumbel(k, (vocab.size,)))(step_key)
+        ids = jnp.argmax(logits + noise, axis=-1)
+        one_hot = jax.nn.one_hot(ids, vocab.size)
+        if not hard:  # straight-through: the forward pass is the hard token
+            soft = jax.nn.softmax((logits + noise) / tau)
+            one_hot = one_hot + soft - jax.lax.stop_gradient(soft)
+        # The chance, under the model, of playing the last pitch again at a pitch step.
+        last = jnp.where(gstate[1] >= 0, vocab.pitch_start + gstate[1] - vocab.config.pitch_min, 0)
+        pitch_step = jnp.asarray(grammar.token_type)[gstate[0]] == T_SHIFT
+        repeat = jnp.where(pitch_step & (gstate[1] >= 0), jnp.exp(jnp.take_along_axis(logp, last[:, None], 1)[:, 0]), 0.0)
+        gstate = grammar.step(gstate, ids, xp=jnp)
+        return (carry, gstate, one_hot), (one_hot, ids, logp, repeat)
+
+    _, (one_hots, ids, logp, repeat) = jax.lax.scan(body, (carry, gstate, first), step_keys)
+    swap = lambda x: jnp.swapaxes(x, 0, 1)  # noqa: E731  [L, B, ...] -> [B, L, ...]
+    return swap(one_hots), swap(ids), swap(logp), swap(repeat)
+
+
+def repeated_pitches(ids, vocab) -> jnp.ndarray:
+    """Per example, the share of notes that repeat the previous note's pitch (hard count)."""
+    is_pitch = jnp.asarray(vocab.token_type)[ids] == T_PITCH
+    pitch = jnp.where(is_pitch, ids, -1)
+    # Pitches sit every third token after BOS: compare each pitch with the one 3 tokens before.
+    same = (pitch[:, 3:] == pitch[:, :-3]) & is_pitch[:, 3:]
+    return same.sum(-1) / jnp.maximum(is_pitch.sum(-1) - 1, 1)
+
+
+def bce(logits, target):
+    return optax.sigmoid_binary_cross_entropy(logits, jnp.full_like(logits, target)).mean()
+
+
+def make_adv_step(gen_model: Generator, disc_model: StyleClassifier, grammar: Grammar,
+                  g_opt: optax.GradientTransformation, d_opt: optax.GradientTransformation,
+                  config: AdvConfig, sample_length: int, axis_name: str | None = None):
+    """`(state, batch) -> (state, metrics)`.
+
+    state: {"gen", "gen_opt", "disc", "disc_opt", "step", "rng", "baseline"}.
+    batch: {"mle_tokens", "mle_mask" (generator NLL windows), "real_tokens", "real_mask"
+    (positive windows for D), "other_tokens", "other_mask" (other-label windows for D),
+    "example_ids" (global indices of this shard's generated examples)}.
+    """
+    vocab = grammar.vocab
+
+    def mean(x):
+        return jax.lax.pmean(x, axis_name) if axis_name else x
+
+    def d_logits(params, tokens, mask=None):
+        return disc_model.apply({"params": params}, tokens, mask)
+
+    def step(state, batch):
+        rng = jax.random.fold_in(state["rng"], state["step"])
+        keys = example_keys(rng, batch["example_ids"])
+        tau = config.tau(state["step"])
+        hard = config.estimator == "reinforce"
+
+        # Generated windows, as the discriminator sees them: without BOS, like real windows.
+        one_hots, ids, logp, repeat = rollout(gen_model, state["gen"], grammar, keys, sample_length, tau, hard)
+        fake = jax.lax.stop_gradient(one_hots)
+
+        # Discriminator.
+        def d_loss_fn(d_params):
+            real = bce(d_logits(d_params, batch["real_tokens"], batch["real_mask"]), 1.0 - config.label_smoothing)
+            gen = bce(d_logits(d_params, fake), 0.0)
+            other = bce(d_logits(d_params, batch["other_tokens"], batch["other_mask"]), 0.0)
+            share = config.not_jazz_share
+            return real + (1 - share) * gen + share * other
+
+        disc, disc_opt = state["disc"], state["disc_opt"]
+        for _ in range(config.d_steps):
+            d_loss, d_grads = jax.value_and_grad(d_loss_fn)(disc)
+            d_grads = mean(d_grads)
+            updates, disc_opt = d_opt.update(d_grads, disc_opt, disc)
+            disc = optax.apply_updates(disc, updates)
+
+        # Generator.
+        def g_loss_fn(g_params):
+            logits = gen_model.apply({"params": g_params}, batch["mle_tokens"])
+            targets, weights = batch["mle_tokens"][:, 1:], batch["mle_mask"][:, 1:].astype(jnp.float32)
+            nll = (optax.softmax_cross_entropy_with_integer_labels(logits[:, :-1], targets) * weights).sum()
+            nll = nll / jnp.maximum(weights.sum(), 1.0)
+            if hard:
+                # REINFORCE: rerun the sampled sequence to get differentiable log-probabilities.
+                logp_g = rollout_logp(gen_model, g_params, grammar, ids)
+                d_prob = jax.nn.sigmoid(d_logits(disc, jax.nn.one_hot(ids, vocab.size)))
+                reward = d_prob - config.lambda_rep * repeated_pitches(ids, vocab)
+                advantage = jax.lax.stop_gradient(reward - state["baseline"])
+                chosen = jnp.take_along_axis(logp_g, ids[..., None], -1)[..., 0].sum(-1)
+                entropy = -(jnp.exp(logp_g) * logp_g).sum(-1).mean(-1)
+                adv = -(advantage * chosen).mean() / sample_length - config.entropy * entropy.mean()
+                rep = repeated_pitches(ids, vocab).mean()
+                total = config.lambda_mle * nll + config.lambda_adv * adv
+                return total, (nll, adv, rep, d_prob.mean(), reward.mean())
+            one_hots_g, _, _, repeat_g = rollout(gen_model, g_params, grammar, keys, sample_length, tau, False)
+            d_out = d_logits(disc, one_hots_g)
+            adv = -jax.nn.log_sigmoid(d_out).mean()
+            rep = repeat_g.sum(-1).mean() / (sample_length / 3)
+            total = config.lambda_mle * nll + config.lambda_adv * adv + config.lambda_rep * rep
+            return total, (nll, adv, rep, jax.nn.sigmoid(d_out).mean(), jnp.zeros(()))
+
+        (g_loss, (nll, adv, rep, d_fake, reward)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state["gen"])
+        g_grads = mean(g_grads)
+        updates, gen_opt = g_opt.update(g_grads, state["gen_opt"], state["gen"])
+        gen = optax.apply_updates(state["gen"], updates)
+
+        baseline = state["baseline"]
+        if hard:
+            baseline = config.baseline_decay * baseline + (1 - config.baseline_decay) * mean(reward)
+        acc = lambda logits, label: ((logits > 0) == label).mean()  # noqa: E731
+        metrics = {
+            "mle_loss": nll, "g_adv_loss": adv, "g_loss": g_loss, "d_loss": d_loss, "repetition": rep,
+            "d_generated": d_fake,
+            "d_acc_real": acc(d_logits(disc, batch["real_tokens"], batch["real_mask"]), True),
+            "d_acc_fake": acc(d_logits(disc, fake), False),
+            "d_acc_other": acc(d_logits(disc, batch["other_tokens"], batch["other_mask"]), False),
+            "sample_repeat_rate": repeated_pitches(ids, vocab).mean(),
+            "g_grad_norm": optax.tree.norm(g_grads), "d_grad_norm": optax.tree.norm(d_grads), "tau": tau,
+        }
+        metrics = jax.tree.map(mean, metrics)
+        new_state = {"gen": gen, "gen_opt": gen_opt, "disc": disc, "disc_opt": disc_opt,
+                     "step": state["step"] + 1, "rng": state["rng"], "baseline": baseline}
+        return new_state, metrics
+
+    return step
+
+
+def rollout_logp(gen_model: Generator, params, grammar: Grammar, ids):
+    """Teacher-force BOS + ids[:, :-1]: grammar-masked log-probabilities `[B, L, V]` of every
+    position, for REINFORCE."""
+    batch, length = ids.shape
+    inputs = jnp.concatenate([jnp.full((batch, 1), BOS, ids.dtype), ids[:, :-1]], axis=1)
+    logits = gen_model.apply({"params": params}, inputs)
+
+    def masks(gstate, token):
+        allowed = grammar.mask(gstate, xp=jnp).at[:, EOS].set(False)
+        return grammar.step(gstate, token, xp=jnp), allowed
+
+    _, allowed = jax.lax.scan(masks, grammar.initial_state((batch,), xp=jnp), ids.T)
+    allowed = jnp.swapaxes(allowed, 0, 1)
+    return jax.nn.log_softmax(jnp.where(allowed, logits, -1e9))
