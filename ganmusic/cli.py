@@ -299,14 +299,38 @@ def train_gan(
     checkpoint_every: int = typer.Option(250, min=1),
     steps_per_beat: int = typer.Option(12, min=1, help="Quantization grid, steps per beat."),
     melody: bool = typer.Option(False, "--melody/--all-notes", help="Skyline melody or all notes."),
+    adv_steps: int = typer.Option(0, min=0, help="Adversarial steps after the MLE phase (0: plain MLE baseline)."),
+    classifier: Optional[Path] = typer.Option(None, help="Pretrained classifier the discriminator starts from."),
+    estimator: str = typer.Option("gumbel", help="gumbel (straight-through Gumbel-softmax) or reinforce."),
+    lambda_mle: float = typer.Option(1.0, help="Weight of the NLL on real windows in the adversarial phase."),
+    lambda_adv: float = typer.Option(0.3, help="Weight of -log D(generated)."),
+    lambda_rep: float = typer.Option(1.0, help="Weight of the repeated-pitch penalty."),
+    adv_lr: float = typer.Option(1e-4, help="Generator learning rate in the adversarial phase."),
+    d_lr: float = typer.Option(1e-4, help="Discriminator learning rate."),
+    d_steps: int = typer.Option(1, min=1, help="Discriminator updates per generator update."),
+    label_smoothing: float = typer.Option(0.1, min=0.0, max=0.5, help="Real windows get label 1 - this."),
+    not_jazz_share: float = typer.Option(0.5, min=0.0, max=1.0, help="Share of D's negatives that are other-label windows."),
+    sample_every: int = typer.Option(200, min=0, help="Write a few samples every N adversarial steps (0: never)."),
+    devices: int = typer.Option(0, min=0, help="Local devices to pmap over (0: all)."),
+    coordinator: Optional[str] = typer.Option(None, help="Multi-host: coordinator address host:port (jax.distributed)."),
+    num_processes: Optional[int] = typer.Option(None, help="Multi-host: number of processes."),
+    process_id: Optional[int] = typer.Option(None, help="Multi-host: this process's index."),
     resume: bool = typer.Option(False, "--resume", help="Continue runs/NAME exactly where it stopped."),
     init_from: Optional[Path] = typer.Option(None, help="Start from another run's best weights (same architecture)."),
     seed: int = typer.Option(0, help="Seed of initialisation, batches, augmentation and dropout."),
 ):
-    """Train a recurrent generator on the positive-label files by maximum likelihood."""
+    """Train a recurrent generator: maximum likelihood on the positive-label files, then (with
+    --adv-steps) jointly against a discriminator started from --classifier."""
+    import jax
+
     from ganmusic import train
     from ganmusic.encoding import Vocab
+    from ganmusic.gan import AdvConfig
     from ganmusic.models import GeneratorConfig
+
+    if coordinator or num_processes or process_id is not None:
+        # Same program on every host; JAX also reads its own environment variables.
+        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
 
     encoding = encoding_options(steps_per_beat, melody)
     try:
@@ -316,7 +340,13 @@ def train_gan(
                                  window=window, batch_size=batch_size, mle_steps=mle_steps, lr=lr,
                                  optimizer=optimizer, clip=clip, transpose=transpose, eval_every=eval_every,
                                  checkpoint_every=checkpoint_every, seed=seed,
-                                 init_from=str(init_from) if init_from else None)
+                                 init_from=str(init_from) if init_from else None, devices=devices,
+                                 adv=AdvConfig(steps=adv_steps, estimator=estimator,
+                                               classifier=str(classifier) if classifier else None,
+                                               lambda_mle=lambda_mle, lambda_adv=lambda_adv, lambda_rep=lambda_rep,
+                                               lr=adv_lr, d_lr=d_lr, d_steps=d_steps,
+                                               label_smoothing=label_smoothing, not_jazz_share=not_jazz_share,
+                                               sample_every=sample_every))
     except ValueError as exc:
         raise UserError(str(exc)) from None
     run_dir = root / (name or config.default_name())

@@ -357,11 +357,12 @@ def assign_splits(labels: list[str], groups: list[str], digests: list[str],
         label_groups.sort(key=lambda k: hashlib.blake2b(f"{seed}:{k}".encode(), digest_size=8).digest())
         total = sum(len(members[(label, k)]) for k in label_groups)
         counts = np.zeros(3)
-        # Fill test and validation first so small labels still get held-out files.
         for k in label_groups:
+            # The first groups seed test and validation, so small labels still get held-out
+            # files; then each group goes where the split is furthest below its share.
+            empty = [j for j in (2, 1) if targets[j] > 0 and counts[j] == 0]
             deficit = targets * total - counts
-            order = [2, 1, 0]
-            s = max(order, key=lambda j: (deficit[j], -order.index(j)))
+            s = empty[0] if empty and len(label_groups) >= 3 else max((2, 1, 0), key=lambda j: deficit[j])
             idx = members[(label, k)]
             split[idx] = s
             counts[s] += len(idx)

@@ -3,9 +3,14 @@
 `sample` runs the whole batch in one compiled `lax.scan` over the steps; `sample_python_loop`
 calls the same per-step function, jitted, from a Python loop (the benchmark's reference). At
 each step the logits go: grammar mask -> repetition penalty -> temperature -> top-k -> top-p ->
-`jax.random.categorical`, or, with probability `argmax_mix` per sequence and step, the argmax
-of the masked, penalized logits. Both functions use the same per-step keys, so for one `rng`
-they return the same samples.
+a categorical draw, or, with probability `argmax_mix` per sequence and step, the argmax of the
+masked, penalized logits.
+
+Step t draws its randomness from `jax.random.fold_in(rng, t)` (`step_noise`), and the draw is
+`jax.random.categorical`'s own rule, argmax(logits + Gumbel noise), so both samplers return the
+same samples for one `rng`, and a shorter sample is a prefix of a longer one. The scan version makes the noise for many steps
+at once, outside the recurrence: drawn step by step inside the loop, the small random-number
+kernels cost about as much as the network on a CPU.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +30,8 @@ from ganmusic.models import Generator, GeneratorConfig, generator_initial_carry
 # A penalty this large already makes a token impossible next to legal rivals, but stays finite
 # so a penalized token that is the only legal one can still be chosen (never an illegal one).
 MAX_PENALTY = 1e9
+# The scan version makes the noise for this many values (steps x batch x vocab) at a time.
+NOISE_CHUNK = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -53,51 +61,71 @@ def _grammar(encoding_config: EncodingConfig) -> Grammar:
     return Grammar(Vocab(encoding_config))
 
 
-def choose_tokens(logits, gstate, key, grammar: Grammar, sampling: SamplingConfig):
-    """One sampling decision: logits [B, V] and grammar state -> token ids [B] (int32)."""
-    logits = logits.astype(jnp.float32)
-    allowed = grammar.mask(gstate, xp=jnp)
-    if not sampling.allow_eos:
-        allowed = allowed.at[..., EOS].set(False)
-        # Only EOS was legal (never, after BOS or DUR, but keep a legal fallback): pad.
-        allowed = allowed.at[..., PAD].set(allowed[..., PAD] | ~allowed.any(-1))
-    logits = jnp.where(allowed, logits, -jnp.inf)
+def step_noise(rng, t, num: int, vocab_size: int):
+    """Step t's randomness: Gumbel noise `[num, V]` for the draw, uniforms `[num]` for
+    `argmax_mix`. `argmax(logits + gumbel)` is exactly `jax.random.categorical(k, logits)`
+    for `k = jax.random.split(jax.random.fold_in(rng, t))[0]`."""
+    key_sample, key_mix = jax.random.split(jax.random.fold_in(rng, t))
+    return (jax.random.gumbel(key_sample, (num, vocab_size), jnp.float32),
+            jax.random.uniform(key_mix, (num,), jnp.float32))
 
-    if sampling.repetition_penalty != 1.0:
-        vocab = grammar.vocab
-        pitch = gstate[1]
-        last = jnp.where(pitch >= 0, vocab.pitch_start + pitch - vocab.config.pitch_min, -1)
-        hit = jnp.arange(vocab.size)[None, :] == last[:, None]
+
+class Knobs(NamedTuple):
+    """The numeric settings as traced scalars, so changing them never recompiles."""
+
+    temperature: jax.Array
+    top_p: jax.Array
+    argmax_mix: jax.Array
+    penalty: jax.Array  # log(repetition_penalty), subtracted from the last pitch's logit
+    allow_eos: jax.Array
+
+    @classmethod
+    def of(cls, sampling: SamplingConfig) -> "Knobs":
         penalty = min(math.log(sampling.repetition_penalty), MAX_PENALTY)
-        logits = jnp.where(hit & allowed, logits - penalty, logits)
+        return cls(*(jnp.asarray(x, jnp.float32) for x in (sampling.temperature, sampling.top_p,
+                                                           sampling.argmax_mix, penalty)),
+                   jnp.asarray(sampling.allow_eos))
+
+
+def choose_tokens(logits, gstate, noise, grammar: Grammar, knobs: Knobs, top_k: int = 0):
+    """One sampling decision: logits [B, V], grammar state and `step_noise` -> ids [B] int32."""
+    vocab = grammar.vocab
+    ids = jnp.arange(vocab.size)[None, :]
+    allowed = grammar.mask(gstate, xp=jnp) & ((ids != EOS) | knobs.allow_eos)
+    logits = jnp.where(allowed, logits.astype(jnp.float32), -jnp.inf)
+
+    # Repetition penalty on the most recent pitch. Finite, so it never makes a token illegal.
+    pitch = gstate[1]
+    last = jnp.where(pitch >= 0, vocab.pitch_start + pitch - vocab.config.pitch_min, -1)
+    logits = jnp.where((ids == last[:, None]) & allowed, logits - knobs.penalty, logits)
     greedy = jnp.argmax(logits, axis=-1)
 
-    scaled = logits / sampling.temperature
-    if sampling.top_k > 0 and sampling.top_k < scaled.shape[-1]:
-        kth = jax.lax.top_k(scaled, sampling.top_k)[0][..., -1:]
+    scaled = logits / knobs.temperature
+    if 0 < top_k < vocab.size:
+        kth = jax.lax.top_k(scaled, top_k)[0][..., -1:]
         scaled = jnp.where(scaled >= kth, scaled, -jnp.inf)
-    if sampling.top_p < 1.0:
+
+    def nucleus(scaled):  # keep the best tokens until the mass before them reaches top_p
         ordered = jnp.sort(scaled, axis=-1)[..., ::-1]
         probs = jax.nn.softmax(ordered, axis=-1)
-        before = jnp.cumsum(probs, axis=-1) - probs  # mass of the better tokens
-        kept = jnp.maximum((before < sampling.top_p).sum(-1, keepdims=True), 1)
+        before = jnp.cumsum(probs, axis=-1) - probs
+        kept = jnp.maximum((before < knobs.top_p).sum(-1, keepdims=True), 1)
         cutoff = jnp.take_along_axis(ordered, kept - 1, axis=-1)
-        scaled = jnp.where(scaled >= cutoff, scaled, -jnp.inf)
+        return jnp.where(scaled >= cutoff, scaled, -jnp.inf)
 
-    key_sample, key_mix = jax.random.split(key)
-    sampled = jax.random.categorical(key_sample, scaled, axis=-1)
-    if sampling.argmax_mix > 0.0:
-        take_greedy = jax.random.uniform(key_mix, greedy.shape) < sampling.argmax_mix
-        sampled = jnp.where(take_greedy, greedy, sampled)
-    return sampled.astype(jnp.int32)
+    scaled = jax.lax.cond(knobs.top_p < 1.0, nucleus, lambda x: x, scaled)
+
+    gumbel, uniform = noise
+    sampled = jnp.argmax(scaled + gumbel, axis=-1)  # = jax.random.categorical(key, scaled)
+    return jnp.where(uniform < knobs.argmax_mix, greedy, sampled).astype(jnp.int32)
 
 
-def _step(params, gen_config, encoding_config, sampling, state, key):
+def _step(params, gen_config, encoding_config, top_k, knobs, state, noise):
     """Feed the current token, choose the next: the loop body of both samplers."""
     carry, gstate, token = state
     carry, logits = Generator(gen_config).apply({"params": params}, carry, token, method="step")
     grammar = _grammar(encoding_config)
-    token = choose_tokens(logits, gstate, key, grammar, sampling)
+    token = choose_tokens(logits, gstate, noise, grammar, knobs, top_k)
     return (carry, grammar.step(gstate, token, xp=jnp), token), token
 
 
@@ -113,14 +141,29 @@ def _warm(params, gen_config, primer):
     return jax.lax.scan(body, carry, primer[:, :-1].T)[0]
 
 
-@functools.partial(jax.jit, static_argnames=("gen_config", "encoding_config", "sampling", "length"))
-def _sample_scan(params, gen_config, encoding_config, sampling, state, rng, length):
-    body = functools.partial(_step, params, gen_config, encoding_config, sampling)
-    _, tokens = jax.lax.scan(body, state, jax.random.split(rng, length))
+@functools.partial(jax.jit, static_argnames=("gen_config", "encoding_config", "top_k", "length"))
+def _sample_scan(params, gen_config, encoding_config, top_k, knobs, state, rng, length):
+    num, vocab_size = state[2].shape[0], gen_config.vocab_size
+    body = functools.partial(_step, params, gen_config, encoding_config, top_k, knobs)
+    noise = jax.vmap(functools.partial(step_noise, rng, num=num, vocab_size=vocab_size))
+
+    def run(state, steps):  # a chunk of steps: their noise at once, then the recurrence
+        return jax.lax.scan(body, state, noise(steps))
+
+    steps = jnp.arange(length)
+    chunk = max(1, min(length, NOISE_CHUNK // (num * vocab_size)))
+    full = length // chunk * chunk
+    state, tokens = jax.lax.scan(run, state, steps[:full].reshape(-1, chunk))
+    tokens = tokens.reshape(full, num)
+    if full < length:
+        tokens = jnp.concatenate([tokens, run(state, steps[full:])[1]])
     return tokens.T
 
 
-_step_jit = jax.jit(_step, static_argnums=(1, 2, 3))
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _step_jit(params, gen_config, encoding_config, top_k, knobs, state, rng, t):
+    noise = step_noise(rng, t, state[2].shape[0], gen_config.vocab_size)
+    return _step(params, gen_config, encoding_config, top_k, knobs, state, noise)
 
 
 def _start(params, gen_config, encoding_config, num, primer):
@@ -148,12 +191,13 @@ def _start(params, gen_config, encoding_config, num, primer):
 def sample(params, gen_config: GeneratorConfig, encoding_config: EncodingConfig, rng, num: int,
            length: int, sampling: SamplingConfig = SamplingConfig(), primer=None) -> np.ndarray:
     """`num` sequences: the primer (default `[BOS]`) then `length` sampled tokens, int32
-    `[num, len(primer) + length]`. One compiled scan over the steps; compiled once per shapes
-    and configs."""
+    `[num, len(primer) + length]`. One compiled scan over the steps, compiled once per shapes,
+    model and encoding configs and `top_k`; the other sampling settings are traced values."""
     primer, state = _start(params, gen_config, encoding_config, num, primer)
     if length <= 0:
         return np.array(primer)
-    tokens = _sample_scan(params, gen_config, encoding_config, sampling, state, rng, int(length))
+    tokens = _sample_scan(params, gen_config, encoding_config, sampling.top_k, Knobs.of(sampling),
+                          state, rng, int(length))
     return np.concatenate([primer, np.asarray(tokens)], axis=1).astype(np.int32)
 
 
@@ -162,9 +206,9 @@ def sample_python_loop(params, gen_config: GeneratorConfig, encoding_config: Enc
                        primer=None) -> np.ndarray:
     """`sample`, one jitted step per token from Python: same keys, same algorithm, same output."""
     primer, state = _start(params, gen_config, encoding_config, num, primer)
-    out = []
-    for key in jax.random.split(rng, max(int(length), 0)):
-        state, token = _step_jit(params, gen_config, encoding_config, sampling, state, key)
+    out, knobs = [], Knobs.of(sampling)
+    for t in range(int(length)):
+        state, token = _step_jit(params, gen_config, encoding_config, sampling.top_k, knobs, state, rng, t)
         out.append(token)
     if not out:
         return np.array(primer)

@@ -416,6 +416,8 @@ def train_run(config: RunConfig, run_dir: str | Path, resume: bool = False, prog
         (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     batches = Batches(corpus, config, disc.window if disc else None)
     val = data.eval_windows(corpus, corpus.indices("val", positive=True), config.window)
+    if len(val.tokens) == 0:
+        raise RunError(f"{config.data}: no '{config.positive}' files in the validation split (the corpus is too small)")
     baseline = unigram_nll(corpus, corpus.indices("train", positive=True), val)
     eval_nll = make_eval_nll(model)
     mle_step = parallel.pmap(make_mle_step(model, optimizer, Parallel.axis))

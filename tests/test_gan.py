@@ -1,0 +1,151 @@
+"""The adversarial phase: both estimators end to end, pmap on 8 CPU devices, kill -9 and resume."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import make_tiny_corpus, run_cli
+from ganmusic import classify, data, train
+from ganmusic.encoding import EncodingConfig, Vocab
+from ganmusic.gan import AdvConfig
+from ganmusic.models import ClassifierConfig, GeneratorConfig
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A tiny corpus and a tiny classifier trained on it (the discriminator's start)."""
+    tmp = tmp_path_factory.mktemp("gan")
+    corpus = data.load_corpus(make_tiny_corpus(tmp / "corpus"), cache_dir=tmp / "cache", progress=False,
+                              split_fractions=(4, 1, 1))
+    clf = tmp / "classifiers" / "tiny"
+    classify.train_classifier(corpus, clf, ClassifierConfig.for_vocab(corpus.vocab, embed_dim=8, hidden=8, layers=2),
+                              classify.TrainConfig(window=24, steps=10, batch_size=8, eval_every=5, warmup=2),
+                              progress=False)
+    return tmp, corpus, clf
+
+
+def gan_config(corpus_root, clf, **adv):
+    gen = GeneratorConfig(vocab_size=Vocab(EncodingConfig()).size, layers=(16,), embed_dim=8)
+    return train.RunConfig(data=str(corpus_root), generator=gen, window=24, batch_size=8, mle_steps=4, lr=5e-3,
+                           eval_every=2, checkpoint_every=2, seed=1,
+                           adv=AdvConfig(**{**dict(steps=4, classifier=str(clf), sample_every=2), **adv}))
+
+
+@pytest.mark.parametrize("estimator", ["gumbel", "reinforce"])
+def test_adversarial_run_end_to_end(setup, estimator):
+    tmp, corpus, clf = setup
+    run_dir = tmp / f"run-{estimator}"
+    summary = train.train_run(gan_config(corpus.root, clf, estimator=estimator), run_dir, progress=False, corpus=corpus)
+    assert summary["step"] == 8
+    rows = train.MetricsLog.read(run_dir / "metrics.jsonl")
+    assert [r["step"] for r in rows] == [2, 4, 6, 8]
+    assert [r["phase"] for r in rows] == ["mle", "mle", "adv", "adv"]
+    for key in ("mle_loss", "g_adv_loss", "d_loss", "d_acc_real", "d_acc_fake", "d_acc_other", "d_generated",
+                "sample_repeat_rate", "g_grad_norm", "d_grad_norm", "tokens_per_second", "val_nll"):
+        assert np.isfinite(rows[-1][key]), key
+    assert sorted(p.name for p in (run_dir / "samples").iterdir()) == ["000006", "000008"]
+    assert len(list((run_dir / "samples" / "000008").glob("*.mid"))) == 4
+    # The adversarial generator is what `sample` uses: its last checkpoint holds "gen".
+    config, params = train.restore_params(run_dir, "last")
+    _, mle_params = train.restore_params(run_dir, "4")
+    assert any(not np.allclose(a, b) for a, b in zip(
+        __import__("jax").tree.leaves(params), __import__("jax").tree.leaves(mle_params)))
+
+
+def test_adversarial_phase_needs_a_classifier():
+    with pytest.raises(ValueError, match="--classifier"):
+        AdvConfig(steps=3)
+
+
+MULTI_DEVICE = textwrap.dedent('''
+    import os, sys, json
+    os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+    import jax, numpy as np
+    sys.path.insert(0, sys.argv[1])
+    from test_gan import gan_config
+    from ganmusic import data, train
+    from ganmusic.encoding import Grammar, Vocab
+    from ganmusic.gan import make_adv_step
+    from ganmusic.models import Generator
+
+    corpus_root, clf, out = sys.argv[2], sys.argv[3], sys.argv[4]
+    assert jax.local_device_count() == 8
+    corpus = data.load_corpus(corpus_root, cache_dir=out + "/cache", progress=False, split_fractions=(4, 1, 1))
+    config = gan_config(corpus_root, clf)
+    disc = train.load_discriminator(config)
+    model = Generator(config.generator)
+    mle_state = train.init_state(model, train.make_optimizer(config), config)
+    state = train.init_adv_state(config, mle_state["params"], disc)
+    g_opt, d_opt = train.adv_optimizers(config)
+    step_fn = make_adv_step(model, disc.model, Grammar(Vocab(config.encoding)), g_opt, d_opt, config.adv,
+                            disc.window, train.Parallel.axis)
+    batch = train.Batches(corpus, config, disc.window)(config.mle_steps + 1)
+    diffs = {}
+    results = {}
+    for n in (1, 8):
+        parallel = train.Parallel(n)
+        new_state, metrics = parallel.pmap(step_fn)(parallel.replicate(state), parallel.shard(batch))
+        results[n] = parallel.unreplicate(new_state)
+    for part in ("gen", "disc"):
+        diffs[part] = max(float(np.max(np.abs(a - b))) for a, b in zip(
+            jax.tree.leaves(results[1][part]), jax.tree.leaves(results[8][part])))
+    moved = max(float(np.max(np.abs(a - b))) for a, b in zip(
+        jax.tree.leaves(results[8]["gen"]), jax.tree.leaves(state["gen"])))
+    mle = train.make_mle_step(model, train.make_optimizer(config), train.Parallel.axis)
+    mle_results = []
+    for n in (1, 8):
+        parallel = train.Parallel(n)
+        new_state, _ = parallel.pmap(mle)(parallel.replicate(mle_state), parallel.shard(batch))
+        mle_results.append(parallel.unreplicate(new_state)["params"])
+    diffs["mle"] = max(float(np.max(np.abs(a - b))) for a, b in zip(*map(jax.tree.leaves, mle_results)))
+    summary = train.train_run(config, out + "/run8", progress=False, corpus=corpus)
+    print(json.dumps({"diffs": diffs, "moved": moved, "final_step": summary["step"]}))
+''')
+
+
+def test_pmap_on_8_devices_equals_one_device_and_trains(setup, tmp_path):
+    _, corpus, clf = setup
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    result = subprocess.run([sys.executable, "-c", MULTI_DEVICE, str(Path(__file__).parent), str(corpus.root),
+                             str(clf), str(tmp_path)], capture_output=True, text=True, env=env, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["moved"] > 1e-6  # the step did something
+    assert out["diffs"]["gen"] < 1e-5 and out["diffs"]["disc"] < 1e-5 and out["diffs"]["mle"] < 1e-5, out
+    assert out["final_step"] == 8
+
+
+def test_kill_9_then_resume_continues_without_gaps(setup, tmp_path):
+    tmp, corpus, clf = setup
+    args = ["train-gan", str(corpus.root), "--name", "killed", "--root", str(tmp_path), "--layers", "16",
+            "--embed-dim", "8", "--window", "24", "--batch-size", "8", "--mle-steps", "30", "--adv-steps", "30",
+            "--classifier", str(clf), "--eval-every", "3", "--checkpoint-every", "3", "--seed", "2"]
+    env = {**os.environ, "GANMUSIC_CACHE": str(tmp / "cache")}
+    proc = subprocess.Popen([sys.executable, "-m", "ganmusic", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, env=env, cwd=REPO)
+    checkpoints_dir = tmp_path / "killed" / "checkpoints"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        steps = [int(p.name) for p in checkpoints_dir.glob("*") if p.name.isdigit()] if checkpoints_dir.exists() else []
+        if any(s >= 33 for s in steps):  # into the adversarial phase
+            break
+        if proc.poll() is not None:
+            pytest.fail(f"training ended before it could be killed: {proc.stderr.read()[-2000:]}")
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    result = run_cli(*args, "--resume", env=env)
+    assert result.returncode == 0, result.stderr
+    rows = train.MetricsLog.read(tmp_path / "killed" / "metrics.jsonl")
+    assert [r["step"] for r in rows] == list(range(3, 61, 3))  # no gap, no duplicate
+    assert train.restore_params(tmp_path / "killed", "last")[0].total_steps == 60
