@@ -45,10 +45,11 @@ def run_child(code: str, *args: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def report(name: str, title: str, rows: list[tuple[str, str, str]], results: dict) -> Path:
-    """Print a metric/value/target table and save the results with machine facts as JSON."""
+def report(name: str, title: str, rows: list[tuple[str, ...]], results: dict,
+           columns: tuple[str, ...] = ("metric", "value", "target")) -> Path:
+    """Print a table (metric/value/target by default) and save the results with machine facts as JSON."""
     table = Table(title=title)
-    for col in ("metric", "value", "target"):
+    for col in columns:
         table.add_column(col)
     for row in rows:
         table.add_row(*row)

@@ -290,7 +290,7 @@ def train_gan(
     dropout: float = typer.Option(0.0, min=0.0, max=0.9),
     window: int = typer.Option(256, min=8, help="Training window in tokens (3 per note)."),
     batch_size: int = typer.Option(64, min=1),
-    mle_steps: int = typer.Option(2000, min=1, help="Maximum-likelihood (teacher forcing) steps."),
+    mle_steps: int = typer.Option(2000, min=0, help="Maximum-likelihood (teacher forcing) steps."),
     lr: float = typer.Option(2e-3),
     optimizer: str = typer.Option("adam", help="adam, adamw or rmsprop."),
     clip: float = typer.Option(1.0, min=0.0, help="Gradient clipping by global norm (0: off)."),

@@ -70,6 +70,8 @@ class RunConfig:
             raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
         if self.generator.vocab_size != Vocab(self.encoding).size:
             raise ValueError("generator vocab_size does not match the encoding")
+        if self.mle_steps < 0 or self.mle_steps + self.adv.steps < 1:
+            raise ValueError("need at least one MLE or adversarial step")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
