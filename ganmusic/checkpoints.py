@@ -7,6 +7,7 @@ leaves a half-written checkpoint that a later restore could pick up.
 from __future__ import annotations
 
 import logging
+import shutil
 from pathlib import Path
 
 import jax
@@ -24,7 +25,8 @@ class Manager:
 
     def __init__(self, directory: str | Path, max_to_keep: int | None = 3, read_only: bool = False):
         options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only,
-                                               read_only=read_only, enable_async_checkpointing=False)
+                                               read_only=read_only, enable_async_checkpointing=False,
+                                               cleanup_tmp_directories=not read_only)
         self.directory = Path(directory).resolve()
         self._manager = ocp.CheckpointManager(self.directory, options=options,
                                               item_handlers=ocp.StandardCheckpointHandler())
@@ -44,6 +46,15 @@ class Manager:
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()
+
+    def discard_after(self, step: int) -> None:
+        """Delete every step folder after `step`, complete or not: after a resume from `step`
+        they belong to a future that was lost (a kill can leave a step folder half-committed)."""
+        for path in self.directory.iterdir():
+            number = path.name.split(".")[0]
+            if number.isdigit() and int(number) > step:
+                shutil.rmtree(path)
+        self._manager.reload()
 
     def save(self, step: int, tree) -> None:
         self._manager.save(int(step), args=ocp.args.StandardSave(tree), force=True)

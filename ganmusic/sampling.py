@@ -8,9 +8,9 @@ masked, penalized logits.
 
 Step t draws its randomness from `jax.random.fold_in(rng, t)` (`step_noise`), and the draw is
 `jax.random.categorical`'s own rule, argmax(logits + Gumbel noise), so both samplers return the
-same samples for one `rng`, and a shorter sample is a prefix of a longer one. The scan version makes the noise for many steps
-at once, outside the recurrence: drawn step by step inside the loop, the small random-number
-kernels cost about as much as the network on a CPU.
+same samples for one `rng`, and a shorter sample is a prefix of a longer one. The scan version
+makes the noise for many steps at once, outside the recurrence: drawn step by step inside the
+loop, the small random-number kernels cost about as much as the network on a CPU.
 """
 
 from __future__ import annotations

@@ -442,6 +442,8 @@ def train_run(config: RunConfig, run_dir: str | Path, resume: bool = False, prog
             if start is None:
                 raise RunError(f"{run_dir}: no complete checkpoint to resume from")
             state = manager.restore(start, template(start))
+            manager.discard_after(start)
+            best_manager.discard_after(start)
         log = MetricsLog(run_dir / "metrics.jsonl", start if resume else None)
         phase_of = lambda step: "mle" if step <= config.mle_steps else "adv"  # noqa: E731
         best_nll = min([r["val_nll"] for r in MetricsLog.read(run_dir / "metrics.jsonl")

@@ -11,19 +11,31 @@ from ganmusic.models import Generator, GeneratorConfig, generator_initial_carry
 
 V = Vocab(EncodingConfig()).size  # 152
 B, T = 3, 11
-VARIANTS = [("lstm", (32,)), ("lstm", (32, 16)), ("gru", (32, 16))]
+VARIANTS = [("lstm", (32, 16)), ("gru", (32, 16))]  # two layers of different sizes
+
+
+def random_params(module, seed=1):
+    """Random weights in the tree `init` makes, without compiling `init` (seconds per model on
+    a CPU, mostly the initializers); no bias is zero, so no path is trivially zero."""
+    shapes = jax.eval_shape(module.init, jax.random.key(0), jnp.zeros((1, 4), jnp.int32))["params"]
+    rng = np.random.default_rng(seed)
+
+    def draw(path, leaf):
+        name = jax.tree_util.keystr(path)
+        std = 1.0 if "embedding" in name else 1 / np.sqrt(leaf.shape[0]) if leaf.ndim == 2 else 0.3
+        return jnp.asarray(std * rng.standard_normal(leaf.shape), jnp.float32)
+
+    return jax.tree_util.tree_map_with_path(draw, shapes)
 
 
 @functools.lru_cache(maxsize=None)
-def make(cell="lstm", layers=(32,), dropout=0.0):
+def make(cell="lstm", layers=(32, 16), dropout=0.0):
     """(config, module, params, full, step): one init and jitted applies per variant, shared by
-    the tests, since compiling dominates their time."""
+    the tests, since compiling dominates their time. Dropout has no parameters, so a variant
+    with dropout shares the parameters of the one without."""
     cfg = GeneratorConfig(vocab_size=V, layers=layers, cell=cell, embed_dim=24, dropout=dropout)
     module = Generator(cfg)
-    params = jax.jit(module.init)(jax.random.key(0), jnp.zeros((1, 4), jnp.int32))["params"]
-    # Fresh biases are zero; perturb everything so no path is trivially zero.
-    rng = np.random.default_rng(1)
-    params = jax.tree.map(lambda a: a + 0.1 * rng.standard_normal(a.shape, np.float32), params)
+    params = make(cell, layers)[2] if dropout else random_params(module)
 
     @functools.partial(jax.jit, static_argnames="train")
     def full(params, seq, key=None, train=False):
@@ -62,6 +74,13 @@ def test_step_by_step_equals_full_sequence(cell, layers):
 def test_one_param_tree_and_shapes():
     cfg, module, params, full, step = make("lstm", (32, 16))
     assert set(params) == {"embedding", "cells_0", "cells_1", "head"}
+    # `init` through `step` makes the very same tree as through `__call__`.
+    by_step = jax.eval_shape(functools.partial(module.init, method="step"), jax.random.key(0),
+                             generator_initial_carry(cfg, 1), jnp.zeros((1,), jnp.int32))["params"]
+    def spec(tree):
+        return jax.tree.map(lambda a: (a.shape, a.dtype), tree)
+
+    assert spec(by_step) == spec(params)
     assert params["embedding"].shape == (V, 24)
     assert params["head"]["kernel"].shape == (16, V)
     carry = module.apply({"params": params}, B, method="initial_carry")
@@ -101,14 +120,14 @@ def test_bad_token_shapes_raise():
 def test_dropout_only_when_training():
     cfg, module, params, full, step = make("lstm", (32, 16), dropout=0.5)
     seq = tokens(2)
-    evaluate = full(params, seq)
+    # Evaluation ignores dropout: the same logits as the same weights without it.
+    cfg0, module0, params0, full0, step0 = make("lstm", (32, 16))
+    evaluate = full0(params0, seq)
+    np.testing.assert_array_equal(full(params, seq), evaluate)
     a, b = full(params, seq, jax.random.key(1), train=True), full(params, seq, jax.random.key(2), train=True)
     assert not np.allclose(a, evaluate, atol=1e-3)
     assert not np.allclose(a, b, atol=1e-3)
     np.testing.assert_array_equal(a, full(params, seq, jax.random.key(1), train=True))
-    # Evaluation ignores dropout: the same logits as the same weights without it.
-    cfg0, module0, params0, full0, step0 = make("lstm", (32, 16))
-    np.testing.assert_array_equal(evaluate, full0(params0, seq))
     # Zero dropout: training changes nothing.
     np.testing.assert_array_equal(full0(params0, seq, jax.random.key(1), train=True), evaluate)
 

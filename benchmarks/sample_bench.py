@@ -1,0 +1,123 @@
+"""Sampling speed: the compiled scan against a Python loop of jitted steps.
+
+A randomly initialised 2x256 LSTM (embedding 128, the default 152-token vocabulary) samples 64
+sequences of 1024 tokens with `sampling.sample` (one `lax.scan`, timed after a warm-up call;
+target <= 2 s) and with `sampling.sample_python_loop` (one jitted step per token from Python).
+The loop is timed over 128 steps and scaled per token, since its 1024 steps would take long.
+Step t's randomness depends on (rng, t) only, so the loop's 128 tokens must equal the first 128
+of the scan's 1024, which is checked.
+The same is measured for a single sequence, where per-call overhead, not arithmetic, dominates.
+As a floor, the network alone is timed in the same kind of scan with the tokens given (no
+sampling, no feedback). The machine may be shared: the load average is reported with the times.
+
+    python benchmarks/sample_bench.py [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import report  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+from ganmusic.encoding import EncodingConfig, Grammar, Vocab  # noqa: E402
+from ganmusic.models import Generator, GeneratorConfig, generator_initial_carry  # noqa: E402
+from ganmusic.sampling import sample, sample_python_loop  # noqa: E402
+
+LENGTH, LOOP_STEPS = 1024, 128
+
+
+def best_of(repeats, fn):
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return min(times), float(np.median(times))
+
+
+def network_only(params, cfg, num, repeats):
+    """The recurrence alone: `Generator.step` over given tokens in one scan."""
+    model = Generator(cfg)
+
+    @jax.jit
+    def run(params, tokens):
+        def body(carry, token):
+            carry, logits = model.apply({"params": params}, carry, token, method="step")
+            return carry, jnp.argmax(logits, -1)  # uses every logit, so nothing is skipped
+
+        return jax.lax.scan(body, generator_initial_carry(cfg, num), tokens)[1]
+
+    tokens = jax.random.randint(jax.random.key(2), (LENGTH, num), 3, cfg.vocab_size)
+    jax.block_until_ready(run(params, tokens))
+    return best_of(repeats, lambda: jax.block_until_ready(run(params, tokens)))[0]
+
+
+def measure(params, cfg, enc, num, repeats):
+    args = (params, cfg, enc)
+    rng = jax.random.key(1)
+    t = time.perf_counter()
+    out = sample(*args, rng, num, LENGTH)  # warm-up: compiles
+    first = time.perf_counter() - t
+    scan_best, scan_median = best_of(repeats, lambda: sample(*args, rng, num, LENGTH))
+    grammar = Grammar(Vocab(enc))
+    assert all(grammar.is_grammatical(s) for s in out)
+
+    loop = sample_python_loop(*args, rng, num, 2)  # warm-up: compiles the step
+    loop_best, loop_median = best_of(repeats, lambda: sample_python_loop(*args, rng, num, LOOP_STEPS))
+    loop = sample_python_loop(*args, rng, num, LOOP_STEPS)
+    same = bool((loop == out[:, : LOOP_STEPS + 1]).all())
+    scan_tok, loop_tok = scan_best / LENGTH, loop_best / LOOP_STEPS
+    return {"num": num, "length": LENGTH, "first_call_s": first, "scan_s": scan_best,
+            "network_only_s": network_only(params, cfg, num, repeats),
+            "scan_median_s": scan_median, "loop_steps": LOOP_STEPS, "loop_s": loop_best,
+            "loop_median_s": loop_median, "scan_ms_per_step": 1e3 * scan_tok,
+            "loop_ms_per_step": 1e3 * loop_tok, "loop_full_estimate_s": loop_tok * LENGTH,
+            "speedup": loop_tok / scan_tok, "scan_equals_loop": same}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    enc = EncodingConfig()
+    cfg = GeneratorConfig(vocab_size=Vocab(enc).size, layers=(256, 256), cell="lstm", embed_dim=128)
+    params = jax.jit(Generator(cfg).init)(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
+    load_before = os.getloadavg()[0]
+    batch = measure(params, cfg, enc, 64, args.repeats)
+    single = measure(params, cfg, enc, 1, args.repeats)
+    load_after = os.getloadavg()[0]
+
+    b, o = batch, single
+    rows = [
+        ("64 x 1024 tokens, compiled scan",
+         f"{b['scan_s']:.2f} s ({b['scan_ms_per_step']:.2f} ms/step; median {b['scan_median_s']:.2f} s)",
+         "<= 2 s"),
+        ("  first call (compile + run)", f"{b['first_call_s']:.2f} s", ""),
+        ("  floor: the network alone, same scan", f"{b['network_only_s']:.2f} s", ""),
+        (f"64 x {LOOP_STEPS} tokens, Python loop",
+         f"{b['loop_s']:.2f} s ({b['loop_ms_per_step']:.2f} ms/step; 1024: ~{b['loop_full_estimate_s']:.1f} s)",
+         ""),
+        ("  loop / scan, per token", f"{b['speedup']:.1f}x", ">= 50x"),
+        ("1 x 1024 tokens, compiled scan", f"{o['scan_s']:.3f} s ({o['scan_ms_per_step']:.3f} ms/step)", ""),
+        (f"1 x {LOOP_STEPS} tokens, Python loop", f"{o['loop_s']:.3f} s ({o['loop_ms_per_step']:.3f} ms/step)", ""),
+        ("  loop / scan, per token", f"{o['speedup']:.1f}x", ""),
+        ("loop == scan's first 128 tokens", f"{b['scan_equals_loop'] and o['scan_equals_loop']}", "True"),
+        ("load average (1 min) before / after", f"{load_before:.2f} / {load_after:.2f}", f"{os.cpu_count()} cpus"),
+    ]
+    report("sample_bench", f"sampling: 2x256 LSTM, vocab 152, best of {args.repeats}", rows,
+           {"model": cfg.to_dict(), "batch64": batch, "single": single,
+            "load_average": [load_before, load_after]})
+    sys.exit(0 if b["scan_equals_loop"] and o["scan_equals_loop"] else 1)
+
+
+if __name__ == "__main__":
+    main()
