@@ -31,6 +31,14 @@ class MidiError(ValueError):
     """A MIDI file that cannot be used, with a one-line reason."""
 
 
+def config_from_dict(cls, d: dict, what: str):
+    """A config dataclass from its JSON form: unknown keys are an error, lists become tuples."""
+    unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {what} config keys: {sorted(unknown)}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
 @dataclass(frozen=True)
 class EncodingConfig:
     """Everything that defines the vocabulary; saved as JSON with every model."""
@@ -61,12 +69,7 @@ class EncodingConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "EncodingConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown encoding config keys: {sorted(unknown)}")
-        d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-        return cls(**d)
+        return config_from_dict(cls, d, "encoding")
 
     @classmethod
     def from_json(cls, text: str) -> "EncodingConfig":

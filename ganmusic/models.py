@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ganmusic.encoding import PAD
+from ganmusic.encoding import PAD, config_from_dict
 
 ENCODERS = ("conv", "gru")
 
@@ -55,13 +55,7 @@ class ClassifierConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ClassifierConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown classifier config keys: {sorted(unknown)}")
-        if d.get("pitch_tokens") is not None:
-            d = {**d, "pitch_tokens": tuple(d["pitch_tokens"])}
-        return cls(**d)
+        return config_from_dict(cls, d, "classifier")
 
 
 def interval_buckets(cfg: ClassifierConfig) -> int:
@@ -239,12 +233,7 @@ class GeneratorConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "GeneratorConfig":
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown generator config keys: {sorted(unknown)}")
-        d = {k: tuple(v) if isinstance(v, list) else v for k, v in d.items()}
-        return cls(**d)
+        return config_from_dict(cls, d, "generator")
 
 
 def generator_initial_carry(config: GeneratorConfig, batch_size: int):
