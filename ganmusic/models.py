@@ -21,6 +21,15 @@ from ganmusic.encoding import PAD, config_from_dict
 ENCODERS = ("conv", "gru")
 
 
+def check_sizes(config, names: tuple[str, ...]) -> None:
+    """Checks shared by the model configs: the named sizes are >= 1, dropout is in [0, 1)."""
+    for name in names:
+        if int(getattr(config, name)) < 1:
+            raise ValueError(f"{name} must be >= 1")
+    if not 0.0 <= config.dropout < 1.0:
+        raise ValueError("dropout must be in [0, 1)")
+
+
 @dataclass(frozen=True)
 class ClassifierConfig:
     """Classifier architecture; saved as JSON with every classifier."""
@@ -44,11 +53,7 @@ class ClassifierConfig:
     def __post_init__(self):
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
-        for name in ("vocab_size", "embed_dim", "hidden", "layers", "kernel_size"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError("dropout must be in [0, 1)")
+        check_sizes(self, ("vocab_size", "embed_dim", "hidden", "layers", "kernel_size"))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -222,11 +227,7 @@ class GeneratorConfig:
         if min(layers) < 1:
             raise ValueError("every layer size must be >= 1")
         object.__setattr__(self, "layers", layers)
-        for name in ("vocab_size", "embed_dim"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError("dropout must be in [0, 1)")
+        check_sizes(self, ("vocab_size", "embed_dim"))
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
