@@ -533,9 +533,10 @@ def main():
     rows.append(("what limits ours",
                  f"the recurrence: per layer, {args.window} sequential [{args.batch} x {HIDDEN}] x [{HIDDEN} x "
                  f"{4 * HIDDEN}] matmuls in an XLA while loop, forward and again backward (the forward pass alone: "
-                 f"{o['forward_seconds_min']:.2f} s of the fastest {min(o['step_seconds']):.2f} s step), mostly on one "
-                 f"core (ours used {o['cpu_seconds'] / o['seconds']:.2f} CPU-s per wall-s). PyTorch runs oneDNN's "
-                 "fused LSTM (mkldnn_rnn_layer) on OpenMP threads"
+                 f"{o['forward_seconds_min']:.2f} s of the fastest {min(o['step_seconds']):.2f} s step; ours used "
+                 f"{o['cpu_seconds'] / o['seconds']:.2f} CPU-s per wall-s"
+                 + (f", PyTorch {t['cpu_seconds'] / t['seconds']:.2f}" if t else "")
+                 + "). PyTorch runs oneDNN's fused LSTM (mkldnn_rnn_layer) on OpenMP threads"
                  + (f": faster when the cores are free, far slower when other processes compete for them (its "
                     f"steps took {min(t['step_seconds']):.2f} to {max(t['step_seconds']):.2f} s, ours "
                     f"{min(o['step_seconds']):.2f} to {max(o['step_seconds']):.2f} s)" if t else ""), ""))
