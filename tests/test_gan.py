@@ -9,6 +9,7 @@ import textwrap
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -58,8 +59,7 @@ def test_adversarial_run_end_to_end(setup, estimator):
     # The adversarial generator is what `sample` uses: its last checkpoint holds "gen".
     config, params = train.restore_params(run_dir, "last")
     _, mle_params = train.restore_params(run_dir, "4")
-    assert any(not np.allclose(a, b) for a, b in zip(
-        __import__("jax").tree.leaves(params), __import__("jax").tree.leaves(mle_params)))
+    assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(mle_params)))
 
 
 def test_adversarial_phase_needs_a_classifier():
