@@ -44,11 +44,13 @@ def user_errors(func):
         from ganmusic.classify import ClassifierError
         from ganmusic.data import CorpusError
         from ganmusic.encoding import MidiError
+        from ganmusic.evaluate import EvaluateError
         from ganmusic.train import RunError, TrainingDiverged
 
         try:
             return func(*args, **kwargs)
-        except (CorpusError, MidiError, UserError, ClassifierError, RunError, CheckpointError) as exc:
+        except (CorpusError, MidiError, UserError, ClassifierError, RunError, CheckpointError,
+                EvaluateError) as exc:
             fail(str(exc))
         except TrainingDiverged as exc:
             fail(str(exc), code=1)
@@ -442,6 +444,44 @@ def sample(
         table.add_row(Path(r["file"]).name, str(r["notes"]), f"{r['seconds']:.1f}", span, str(r["longest_pitch_run"]))
     print_result(table)
     console.print(f"wrote {out}/ (MIDI, piano-roll PNGs{', WAV' if wav else ''}, summary.json)")
+
+
+@app.command("evaluate")
+@user_errors
+def evaluate(
+    inputs: list[Path] = typer.Argument(..., help="Run folders (their samples are generated) or folders of MIDI files."),
+    against: Optional[Path] = typer.Option(None, help="Reference: a labelled corpus (its held-out test split of the "
+                                                      "positive label) or a folder of MIDI. Default: the first run's data."),
+    classifier: Optional[Path] = typer.Option(None, help="A classifier for jazziness; use one the runs never trained against."),
+    num: int = typer.Option(256, min=1, help="Samples per run."),
+    length: int = typer.Option(384, min=24, help="Tokens per sample and per chunk of every source (3 per note)."),
+    checkpoint: str = typer.Option("best", help="best, last or a step number, for every run."),
+    temperature: float = typer.Option(1.0, min=1e-3),
+    top_k: int = typer.Option(0, min=0),
+    top_p: float = typer.Option(1.0, min=1e-6, max=1.0),
+    out: Optional[Path] = typer.Option(None, help="Report folder (default RUN/eval for one run, else eval/ here)."),
+    seed: int = typer.Option(0, help="Sampling seed."),
+):
+    """Measure generated music against a reference: musical features, their distribution
+    overlap, jazziness and NLL, several runs side by side; report.json, report.md and PNGs."""
+    from ganmusic import evaluate as ev
+    from ganmusic import sampling
+
+    sampling_config = sampling.SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p)
+    if out is None:
+        out = inputs[0] / "eval" if len(inputs) == 1 and ev.is_run(inputs[0]) else Path("eval")
+    report = ev.evaluate(inputs, out, against=against, classifier=classifier, num=num, length=length, seed=seed,
+                         checkpoint=checkpoint, sampling_config=sampling_config)
+    table = Table(title=f"evaluation against {report['reference']} ({length}-token chunks)")
+    table.add_column("metric")
+    table.add_column("better")
+    for name in report["sources"]:
+        table.add_column(name, justify="right")
+    for row in ev.summary_table(report):
+        table.add_row(*row)
+    print_result(table)
+    console.print(f"wrote {out}/ (report.json, report.md, chunks.csv, features.png"
+                  f"{', curves.png' if (out / 'curves.png').exists() else ''}{', samples/' if (out / 'samples').exists() else ''})")
 
 
 def write_wav(midi, path: Path, rate: int = 22050) -> None:

@@ -1,18 +1,138 @@
-"""Musical metrics over note lists (`encoding.Note`): plain functions, tested on hand-made input."""
+"""Musical metrics: plain functions over note lists (`encoding.Note`, times in grid steps) or
+token arrays, each tested on hand-made input with a known answer.
+
+After MusPy (pitch-class entropy, scale consistency, empty-beat rate), JazzGAN (repetition) and
+Yang and Lerch 2020 (distribution overlap of per-sample features, `overlap_and_kl`).
+"""
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 
 from ganmusic.encoding import Note
+
+MAJOR_SCALE = np.array([0, 2, 4, 5, 7, 9, 11])
+INTERVAL_CLIP = 12  # intervals beyond an octave share the outermost bins
+# Inter-onset intervals and durations in beats, binned around the usual values: chord (0),
+# sixteenth, eighth triplet, eighth, swung/dotted eighth, quarter, dotted quarter, half, whole, longer.
+BEAT_BIN_EDGES = np.array([0.0, 1 / 8, 0.3, 0.4, 0.6, 0.9, 1.1, 1.6, 2.1, 4.1, np.inf])
+BEAT_BIN_LABELS = ("0", "1/4", "1/3", "1/2", "2/3", "1", "3/2", "2", "4", ">4")
+NOVELTY_NOTES = 8  # n-gram length (in notes) for copying from the training set
 
 
 def melody_pitches(notes: Sequence[Note]) -> np.ndarray:
     """The pitch sequence in time order (the highest note of a chord first)."""
     ordered = sorted(notes, key=lambda n: (n.onset, -n.pitch))
     return np.array([n.pitch for n in ordered], dtype=np.int64)
+
+
+def onsets(notes: Sequence[Note]) -> np.ndarray:
+    return np.array(sorted({n.onset for n in notes}), dtype=np.int64)
+
+
+# --- pitch ---------------------------------------------------------------------------------
+
+
+def pitch_range(notes: Sequence[Note]) -> int:
+    """Highest minus lowest pitch, in semitones."""
+    pitches = [n.pitch for n in notes]
+    return int(max(pitches) - min(pitches)) if pitches else 0
+
+
+def pitch_class_histogram(notes: Sequence[Note]) -> np.ndarray:
+    counts = np.bincount([n.pitch % 12 for n in notes], minlength=12).astype(np.float64)
+    return counts / max(counts.sum(), 1.0)
+
+
+def pitch_classes_used(notes: Sequence[Note]) -> int:
+    return int(np.count_nonzero(pitch_class_histogram(notes)))
+
+
+def pitch_class_entropy(notes: Sequence[Note]) -> float:
+    """Shannon entropy of the pitch-class histogram, in bits (0 to log2 12)."""
+    p = pitch_class_histogram(notes)
+    p = p[p > 0]
+    return float(-(p * np.log2(p)).sum()) if len(p) else 0.0
+
+
+def scale_consistency(notes: Sequence[Note]) -> float:
+    """The largest share of notes inside one major scale (its relative minor is the same set)."""
+    hist = pitch_class_histogram(notes)
+    if not hist.any():
+        return 0.0
+    return float(max(hist[(MAJOR_SCALE + root) % 12].sum() for root in range(12)))
+
+
+def intervals(notes: Sequence[Note]) -> np.ndarray:
+    return np.diff(melody_pitches(notes))
+
+
+def interval_histogram(notes: Sequence[Note]) -> np.ndarray:
+    """Share of melodic intervals per semitone step from -12 to +12 (wider ones clipped)."""
+    steps = np.clip(intervals(notes), -INTERVAL_CLIP, INTERVAL_CLIP) + INTERVAL_CLIP
+    counts = np.bincount(steps, minlength=2 * INTERVAL_CLIP + 1).astype(np.float64)
+    return counts / max(counts.sum(), 1.0)
+
+
+# --- rhythm --------------------------------------------------------------------------------
+
+
+def beat_histogram(values_in_beats: np.ndarray) -> np.ndarray:
+    counts, _ = np.histogram(values_in_beats, bins=BEAT_BIN_EDGES)
+    return counts / max(counts.sum(), 1)
+
+
+def ioi_histogram(notes: Sequence[Note], steps_per_beat: int) -> np.ndarray:
+    """Inter-onset intervals between consecutive notes (0 within a chord), binned in beats."""
+    times = np.sort([n.onset for n in notes])
+    return beat_histogram(np.diff(times) / steps_per_beat)
+
+
+def duration_histogram(notes: Sequence[Note], steps_per_beat: int) -> np.ndarray:
+    return beat_histogram(np.array([n.duration for n in notes]) / steps_per_beat)
+
+
+def offbeat_ratio(notes: Sequence[Note], steps_per_beat: int) -> float:
+    """Share of onsets that are not on a beat."""
+    times = onsets(notes)
+    return float(np.mean(times % steps_per_beat != 0)) if len(times) else 0.0
+
+
+def syncopation_ratio(notes: Sequence[Note], steps_per_beat: int) -> float:
+    """Share of notes that start off the beat and are still sounding on the next beat."""
+    if not notes:
+        return 0.0
+    hits = [n.onset % steps_per_beat != 0 and n.onset + n.duration > (n.onset // steps_per_beat + 1) * steps_per_beat
+            for n in notes]
+    return float(np.mean(hits))
+
+
+def note_density(notes: Sequence[Note], steps_per_beat: int) -> float:
+    """Notes per beat, from the first onset to the last note's end."""
+    if not notes:
+        return 0.0
+    start = min(n.onset for n in notes)
+    end = max(n.onset + n.duration for n in notes)
+    return len(notes) / max((end - start) / steps_per_beat, 1.0)
+
+
+def empty_beat_rate(notes: Sequence[Note], steps_per_beat: int) -> float:
+    """Share of beats (between the first onset's beat and the last note's end) in which no note sounds."""
+    if not notes:
+        return 0.0
+    first = min(n.onset for n in notes) // steps_per_beat
+    last = -(-max(n.onset + n.duration for n in notes) // steps_per_beat)
+    sounding = np.zeros(last - first, dtype=bool)
+    for n in notes:
+        lo = n.onset // steps_per_beat - first
+        hi = -(-(n.onset + n.duration) // steps_per_beat) - first
+        sounding[lo:hi] = True
+    return float(1.0 - sounding.mean())
+
+
+# --- repetition and copying ----------------------------------------------------------------
 
 
 def longest_pitch_run(notes: Sequence[Note]) -> int:
@@ -35,6 +155,75 @@ def same_pitch_repeat_rate(notes: Sequence[Note]) -> float:
     return float(np.mean(pitches[1:] == pitches[:-1]))
 
 
+def _has_repeat(seq: np.ndarray, n: int) -> bool:
+    seen = set()
+    for i in range(len(seq) - n + 1):
+        key = seq[i : i + n].tobytes()
+        if key in seen:
+            return True
+        seen.add(key)
+    return False
+
+
+def longest_repeated_ngram(seq: Sequence[int]) -> int:
+    """Length of the longest n-gram that occurs at least twice (occurrences may overlap).
+    A repeat of length n contains repeats of every shorter length, so binary search works."""
+    seq = np.ascontiguousarray(seq, dtype=np.int64)
+    lo, hi = 0, max(len(seq) - 1, 0)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if _has_repeat(seq, mid) else (lo, mid - 1)
+    return lo
+
+
+def note_ngrams(notes: Sequence[Note], n: int = NOVELTY_NOTES) -> set[bytes]:
+    """Melodic n-grams of n notes as their n - 1 intervals: key-invariant, so a phrase copied in
+    another key counts as copied, and blind to timing, which expressive performances never repeat
+    exactly."""
+    steps = intervals(notes)
+    if len(steps) < n - 1:
+        return set()
+    steps = np.ascontiguousarray(steps, dtype=np.int16)
+    return {steps[i : i + n - 1].tobytes() for i in range(len(steps) - n + 2)}
+
+
+def training_ngram_share(notes: Sequence[Note], training_ngrams: set[bytes], n: int = NOVELTY_NOTES) -> float | None:
+    """Share of the sample's n-note n-grams found in the training set (1 - novelty); None if too short."""
+    grams = note_ngrams(notes, n)
+    if not grams:
+        return None
+    return float(np.mean([g in training_ngrams for g in grams]))
+
+
+# --- per-sample feature tables -------------------------------------------------------------
+
+# name -> f(notes, steps_per_beat): a number or a histogram vector per sample
+FEATURES: dict[str, Callable] = {
+    "pitch_range": lambda notes, spb: pitch_range(notes),
+    "pitch_classes": lambda notes, spb: pitch_classes_used(notes),
+    "pitch_class_entropy": lambda notes, spb: pitch_class_entropy(notes),
+    "scale_consistency": lambda notes, spb: scale_consistency(notes),
+    "note_density": note_density,
+    "empty_beat_rate": empty_beat_rate,
+    "offbeat_ratio": offbeat_ratio,
+    "syncopation_ratio": syncopation_ratio,
+    "same_pitch_repeat_rate": lambda notes, spb: same_pitch_repeat_rate(notes),
+    "longest_pitch_run": lambda notes, spb: longest_pitch_run(notes),
+    "interval_histogram": lambda notes, spb: interval_histogram(notes),
+    "ioi_histogram": ioi_histogram,
+    "duration_histogram": duration_histogram,
+}
+HISTOGRAM_BINS = {
+    "interval_histogram": [str(i) for i in range(-INTERVAL_CLIP, INTERVAL_CLIP + 1)],
+    "ioi_histogram": list(BEAT_BIN_LABELS),
+    "duration_histogram": list(BEAT_BIN_LABELS),
+}
+
+
+def sample_features(notes: Sequence[Note], steps_per_beat: int) -> dict:
+    return {name: f(notes, steps_per_beat) for name, f in FEATURES.items()}
+
+
 def summary(notes: Sequence[Note], steps_per_beat: int, tempo: float) -> dict:
     """What `ganmusic sample` prints per sample."""
     if not notes:
@@ -51,3 +240,44 @@ def summary(notes: Sequence[Note], steps_per_beat: int, tempo: float) -> dict:
         "longest_pitch_run": longest_pitch_run(notes),
         "same_pitch_repeat_rate": same_pitch_repeat_rate(notes),
     }
+
+
+# --- distribution overlap (Yang and Lerch 2020) -------------------------------------------
+
+
+def kde(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Gaussian kernel density on `grid`, Silverman's bandwidth with a floor so that a set of
+    identical values is a narrow bump instead of a division by zero."""
+    values = np.asarray(values, dtype=np.float64)
+    spread = np.std(values)
+    width = max(1.06 * spread * len(values) ** -0.2, 1e-3 * max(np.ptp(grid), 1e-9), 1e-6)
+    z = (grid[:, None] - values[None, :]) / width
+    return np.exp(-0.5 * z**2).sum(axis=1) / (len(values) * width * np.sqrt(2 * np.pi))
+
+
+def _distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(a[:, None, :] - b[None, :, :], axis=-1)
+
+
+def overlap_and_kl(generated, reference, max_items: int = 400, seed: int = 0, grid_points: int = 512):
+    """Yang and Lerch's comparison of one feature: the density of distances inside the reference
+    set (intra-set) against the density of distances from generated to reference samples
+    (inter-set). Returns (overlapping area in [0, 1], KL(intra || inter) in nats); identical
+    distributions give about (1, 0). Values may be numbers or vectors (one row per sample)."""
+    rng = np.random.default_rng(seed)
+    gen = np.asarray(generated, dtype=np.float64).reshape(len(generated), -1)
+    ref = np.asarray(reference, dtype=np.float64).reshape(len(reference), -1)
+    if len(gen) < 1 or len(ref) < 2:
+        return float("nan"), float("nan")
+    gen = gen[rng.permutation(len(gen))[:max_items]]
+    ref = ref[rng.permutation(len(ref))[:max_items]]
+    intra = _distances(ref, ref)[np.triu_indices(len(ref), k=1)]
+    inter = _distances(gen, ref).ravel()
+    hi = max(intra.max(), inter.max())
+    grid = np.linspace(0.0, hi * 1.1 + 1e-6, grid_points)
+    step = grid[1] - grid[0]
+    p, q = kde(intra, grid), kde(inter, grid)
+    overlap = float(np.minimum(p, q).sum() * step)
+    eps = 1e-12
+    kl = float((p * (np.log(p + eps) - np.log(q + eps))).sum() * step)
+    return min(overlap, 1.0), max(kl, 0.0)

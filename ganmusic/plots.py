@@ -93,3 +93,48 @@ def piano_roll(notes, steps_per_beat: int, path: str | Path, title: str, primer_
     ax.set_ylabel("MIDI pitch")
     ax.set_title(title)
     return save(fig, path)
+
+
+def feature_histograms(rows_by_source: dict[str, list[dict]], scalar_features: list[str],
+                       histogram_bins: dict[str, list[str]], path: str | Path) -> Path:
+    """One panel per feature, every source overlaid: per-chunk values as density histograms for
+    numbers, the mean histogram as lines for histogram features."""
+    names = list(scalar_features) + list(histogram_bins)
+    cols = 4
+    fig, axes = plt.subplots(-(-len(names) // cols), cols, figsize=(4.5 * cols, 3.2 * -(-len(names) // cols)),
+                             squeeze=False)
+    for ax, name in zip(axes.ravel(), names):
+        for k, (source, rows) in enumerate(rows_by_source.items()):
+            color = "black" if k == 0 else f"C{k - 1}"
+            values = [r[name] for r in rows if r.get(name) is not None]
+            if name in histogram_bins:
+                ax.plot(np.mean(values, axis=0), marker=".", color=color, label=source)
+                labels = histogram_bins[name]
+                ticks = np.arange(len(labels))[:: max(len(labels) // 9, 1)]
+                ax.set_xticks(ticks, [labels[t] for t in ticks])
+            else:
+                values = np.asarray(values, dtype=float)
+                lo, hi = float(values.min()), float(values.max())
+                ax.hist(values, bins=np.linspace(lo, hi + 1e-9, 21) if hi > lo else 1, density=True,
+                        histtype="step" if k else "stepfilled", alpha=1.0 if k else 0.25, color=color, label=source)
+        ax.set_title(name.replace("_", " "))
+    for ax in axes.ravel()[len(names):]:
+        ax.axis("off")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("features per chunk: reference (black, filled) against generated")
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def compare_curves(histories: dict[str, list[dict]], key: str, path: str | Path, title: str) -> Path:
+    """One history key against step, one line per run."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for name, history in histories.items():
+        points = [(h["step"], h[key]) for h in history if h.get(key) is not None]
+        if points:
+            ax.plot(*zip(*points), marker=".", label=name)
+    ax.set_xlabel("step")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return save(fig, path)

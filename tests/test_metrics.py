@@ -1,0 +1,112 @@
+"""Musical metrics on small hand-made inputs with known answers."""
+
+import numpy as np
+import pytest
+
+from ganmusic import metrics
+from ganmusic.encoding import Note
+
+SPB = 12
+C_MAJOR = [Note(k * SPB, p, SPB) for k, p in enumerate([60, 62, 64, 65, 67, 69, 71, 72])]  # quarter notes
+REPEATED = [Note(k * 6, 69, 6) for k in range(16)]  # sixteen eighths on A4
+# Swung eighths: long-short pairs (8 + 4 steps), the short one off the beat, ending on the next beat.
+SWUNG = [Note(k * SPB + off, p, dur) for k in range(4) for off, dur, p in ((0, 8, 60 + k), (8, 4, 64 + k))]
+
+
+def test_c_major_scale():
+    assert metrics.pitch_range(C_MAJOR) == 12
+    assert metrics.pitch_classes_used(C_MAJOR) == 7
+    assert metrics.pitch_class_entropy(C_MAJOR) == pytest.approx(2.75)  # C twice, six others once, of 8
+    assert metrics.scale_consistency(C_MAJOR) == 1.0
+    hist = metrics.interval_histogram(C_MAJOR)
+    assert hist[metrics.INTERVAL_CLIP + 2] == pytest.approx(5 / 7) and hist[metrics.INTERVAL_CLIP + 1] == pytest.approx(2 / 7)
+    assert metrics.offbeat_ratio(C_MAJOR, SPB) == 0.0 and metrics.syncopation_ratio(C_MAJOR, SPB) == 0.0
+    assert metrics.ioi_histogram(C_MAJOR, SPB)[metrics.BEAT_BIN_LABELS.index("1")] == 1.0
+    assert metrics.duration_histogram(C_MAJOR, SPB)[metrics.BEAT_BIN_LABELS.index("1")] == 1.0
+    assert metrics.note_density(C_MAJOR, SPB) == 1.0
+    assert metrics.empty_beat_rate(C_MAJOR, SPB) == 0.0
+    assert metrics.same_pitch_repeat_rate(C_MAJOR) == 0.0 and metrics.longest_pitch_run(C_MAJOR) == 1
+    # A chromatic line is less consistent with any one scale: 7 of its 12 pitch classes at best.
+    chromatic = [Note(k * SPB, 60 + k, SPB) for k in range(12)]
+    assert metrics.scale_consistency(chromatic) == pytest.approx(7 / 12)
+    assert metrics.pitch_class_entropy(chromatic) == pytest.approx(np.log2(12))
+
+
+def test_repeated_note():
+    assert metrics.longest_pitch_run(REPEATED) == 16
+    assert metrics.same_pitch_repeat_rate(REPEATED) == 1.0
+    assert metrics.pitch_range(REPEATED) == 0 and metrics.pitch_class_entropy(REPEATED) == 0.0
+    assert metrics.interval_histogram(REPEATED)[metrics.INTERVAL_CLIP] == 1.0
+    assert metrics.note_density(REPEATED, SPB) == 2.0  # two eighths per beat
+    assert metrics.offbeat_ratio(REPEATED, SPB) == 0.5
+
+
+def test_swung_line():
+    assert metrics.offbeat_ratio(SWUNG, SPB) == 0.5
+    ioi = metrics.ioi_histogram(SWUNG, SPB)
+    assert ioi[metrics.BEAT_BIN_LABELS.index("2/3")] == pytest.approx(4 / 7)  # 8 steps
+    assert ioi[metrics.BEAT_BIN_LABELS.index("1/3")] == pytest.approx(3 / 7)  # 4 steps
+    assert metrics.syncopation_ratio(SWUNG, SPB) == 0.0  # the short notes end exactly on the beat
+    tied = [Note(0, 60, 6), Note(6, 62, 12)]  # an off-beat eighth held across the next beat
+    assert metrics.syncopation_ratio(tied, SPB) == 0.5
+
+
+def test_empty_beats_and_empty_input():
+    assert metrics.empty_beat_rate([Note(0, 60, SPB), Note(3 * SPB, 62, SPB)], SPB) == 0.5
+    for f in (metrics.pitch_range, metrics.pitch_class_entropy, metrics.scale_consistency, metrics.longest_pitch_run):
+        assert f([]) == 0
+    assert metrics.sample_features([], SPB)["note_density"] == 0.0
+
+
+def brute_force_longest_repeat(seq):
+    for n in range(len(seq) - 1, 0, -1):
+        grams = [tuple(seq[i : i + n]) for i in range(len(seq) - n + 1)]
+        if len(set(grams)) < len(grams):
+            return n
+    return 0
+
+
+def test_longest_repeated_ngram():
+    assert metrics.longest_repeated_ngram([1, 2, 3, 1, 2]) == 2
+    assert metrics.longest_repeated_ngram([5, 5, 5, 5]) == 3  # overlapping occurrences count
+    assert metrics.longest_repeated_ngram([1, 2, 3, 4]) == 0
+    assert metrics.longest_repeated_ngram([]) == 0
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        seq = list(rng.integers(0, 3, size=rng.integers(1, 20)))
+        assert metrics.longest_repeated_ngram(seq) == brute_force_longest_repeat(seq)
+
+
+def test_novelty_is_key_invariant_and_finds_copies():
+    training = metrics.note_ngrams(C_MAJOR)
+    assert len(training) == 1  # 8 notes: one 8-note n-gram
+    transposed = [Note(n.onset + 5, n.pitch + 7, n.duration * 2) for n in C_MAJOR]
+    assert metrics.training_ngram_share(transposed, training) == 1.0
+    descending = [Note(k * SPB, p, SPB) for k, p in enumerate([72, 71, 69, 67, 65, 64, 62, 60, 59])]
+    assert metrics.training_ngram_share(descending, training) == 0.0
+    assert metrics.training_ngram_share(C_MAJOR[:5], training) is None  # too short for an 8-gram
+
+
+def test_overlap_and_kl_tell_same_from_different():
+    rng = np.random.default_rng(0)
+    reference = rng.normal(0, 1, 200)
+    same_oa, same_kl = metrics.overlap_and_kl(rng.normal(0, 1, 200), reference)
+    far_oa, far_kl = metrics.overlap_and_kl(rng.normal(6, 1, 200), reference)
+    assert same_oa > 0.85 and same_kl < 0.1
+    assert far_oa < 0.1 and far_kl > 1.0
+    # Histogram features (vectors) and constant features work too.
+    vectors = rng.dirichlet(np.ones(5), 100)
+    assert metrics.overlap_and_kl(rng.dirichlet(np.ones(5), 100), vectors)[0] > 0.85
+    oa, kl = metrics.overlap_and_kl(np.zeros(10), np.zeros(10))
+    assert np.isfinite(oa) and np.isfinite(kl)
+    assert np.isnan(metrics.overlap_and_kl([1.0], [2.0])[0])  # one reference sample: no distances
+
+
+@pytest.mark.parametrize("name", list(metrics.FEATURES))
+def test_every_feature_is_finite_on_every_example(name):
+    for notes in (C_MAJOR, REPEATED, SWUNG, [Note(0, 60, 3)]):
+        value = np.asarray(metrics.FEATURES[name](notes, SPB), dtype=float)
+        assert np.all(np.isfinite(value))
+        if name in metrics.HISTOGRAM_BINS:
+            assert value.shape == (len(metrics.HISTOGRAM_BINS[name]),)
+            assert value.sum() == pytest.approx(1.0) or value.sum() == 0.0
