@@ -136,9 +136,10 @@ def binary_report(labels: np.ndarray, probs: np.ndarray, threshold: float = 0.5)
 MAX_INTERVAL = 12
 
 
-def style_features(tokens: np.ndarray, mask: np.ndarray, vocab: Vocab) -> np.ndarray:
-    """Per window: normalized histograms of melodic intervals (+-12, beyond lumped), of SHIFT
-    tokens and of DUR tokens. Key-, tempo- and velocity-free, like the neural model's input."""
+def style_features(tokens: np.ndarray, mask: np.ndarray, vocab: Vocab, timing: bool = True) -> np.ndarray:
+    """Per window: normalized histograms of SHIFT tokens, of DUR tokens (unless `timing` is
+    False) and of melodic intervals (+-12, beyond lumped). Key-, tempo- and velocity-free, like
+    the neural model's input."""
     tokens = np.where(mask, tokens, enc.PAD).astype(np.int64)
     types, values = vocab.token_type[tokens], vocab.token_value[tokens]
     shift_ids = tokens - vocab.shift_start
@@ -157,16 +158,16 @@ def style_features(tokens: np.ndarray, mask: np.ndarray, vocab: Vocab) -> np.nda
         bins = np.where(np.abs(steps) <= MAX_INTERVAL, steps + MAX_INTERVAL + 1,
                         np.where(steps < 0, 0, 2 * MAX_INTERVAL + 2))
         np.add.at(interval_hist[r], bins, 1)
-    parts = [shift_hist, dur_hist, interval_hist]
+    parts = [shift_hist, dur_hist, interval_hist] if timing else [interval_hist]
     return np.concatenate([p / np.maximum(p.sum(1, keepdims=True), 1) for p in parts], axis=1)
 
 
-def train_baseline(corpus: data.Corpus, window: int, seed: int):
+def train_baseline(corpus: data.Corpus, window: int, seed: int, timing: bool = True):
     """Logistic regression on `style_features` of the training windows, class-balanced."""
     train = data.eval_windows(corpus, corpus.indices("train"), window)
     model = make_pipeline(StandardScaler(), LogisticRegression(
         C=1.0, max_iter=2000, class_weight="balanced", random_state=seed))
-    model.fit(style_features(train.tokens, train.mask, corpus.vocab), train.labels)
+    model.fit(style_features(train.tokens, train.mask, corpus.vocab, timing), train.labels)
     return model
 
 
@@ -247,8 +248,9 @@ def train_classifier(corpus: data.Corpus, out_dir: str | Path, model_config: Cla
     owners = np.searchsorted(test_idx, test.file_index)  # window -> position in test_idx
     file_labels = corpus.is_positive[test_idx].astype(int)
     window_logits = predict_logits(predict, params, test)
-    baseline = train_baseline(corpus, tc.window, tc.seed)
-    base_logits = baseline.decision_function(style_features(test.tokens, test.mask, vocab))
+    timing = not model_config.merged_tokens  # the baseline sees what the model sees
+    baseline = train_baseline(corpus, tc.window, tc.seed, timing)
+    base_logits = baseline.decision_function(style_features(test.tokens, test.mask, vocab, timing))
     metrics = {
         "test": {
             "window": binary_report(test.labels, sigmoid(window_logits)),

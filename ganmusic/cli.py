@@ -133,6 +133,9 @@ def train_classifier(
     hidden: int = typer.Option(64, min=4, help="Width of the encoder."),
     layers: int = typer.Option(4, min=1, help="Encoder blocks."),
     dropout: float = typer.Option(0.1, min=0.0, max=0.9),
+    timing: bool = typer.Option(True, "--timing/--no-timing",
+                                help="--no-timing: blind to rhythm, pitches only (for corpora whose timing differs "
+                                     "for reasons other than style, e.g. performed against quantized files)."),
     transpose: int = typer.Option(6, min=0, max=24, help="Transposition augmentation range in semitones (0: off)."),
     steps_per_beat: int = typer.Option(12, min=1, help="Quantization grid, steps per beat."),
     melody: bool = typer.Option(False, "--melody/--all-notes", help="Skyline melody or all notes."),
@@ -144,7 +147,7 @@ def train_classifier(
     from ganmusic.models import ClassifierConfig
 
     corpus = data.load_corpus(data_path, encoding_options(steps_per_beat, melody), positive=positive)
-    name = name or f"{encoder}-w{window}-s{seed}"
+    name = name or f"{encoder}-w{window}{'' if timing else '-pitch'}-s{seed}"
     out = root / name
     if out.exists() and not force:
         raise UserError(f"{out} exists; choose another --name or pass --force to replace it")
@@ -152,7 +155,7 @@ def train_classifier(
         n_windows = len(data.eval_windows(corpus, corpus.indices("train"), window).tokens)
         steps = max(1, int(epochs * n_windows / batch_size))
     try:
-        model_config = ClassifierConfig.for_vocab(corpus.vocab, encoder=encoder, hidden=hidden,
+        model_config = ClassifierConfig.for_vocab(corpus.vocab, timing=timing, encoder=encoder, hidden=hidden,
                                                   layers=layers, dropout=dropout)
     except ValueError as exc:
         raise UserError(str(exc)) from None

@@ -185,11 +185,11 @@ def classifier_scores(classifier, chunks: list[np.ndarray], encoding: EncodingCo
     return [r["probability"] for r in classifier.score_sequences(chunks)]
 
 
-def baseline_scores(model, chunks: list[np.ndarray], vocab: Vocab, window: int) -> list[float]:
+def baseline_scores(model, chunks: list[np.ndarray], vocab: Vocab, window: int, timing: bool) -> list[float]:
     from ganmusic import classify
 
     windows = data.tile_windows(chunks, vocab, window)
-    logits = model.decision_function(classify.style_features(windows.tokens, windows.mask, vocab))
+    logits = model.decision_function(classify.style_features(windows.tokens, windows.mask, vocab, timing))
     return classify.sigmoid(classify.file_logits(logits, windows.file_index, len(chunks))).tolist()
 
 
@@ -262,7 +262,10 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
         if judge is not None and configs[run].adv.steps and Path(configs[run].adv.classifier or "").resolve() == judge.path.resolve():
             console.print(f"[yellow]warning:[/] {run} trained against {judge.path}: its jazziness is not an "
                           "independent judgement", highlight=False, soft_wrap=True)
-    baseline = classify.train_baseline(corpus, judge.window if judge else 64, seed) if corpus is not None else None
+    # The baseline judge sees what the classifier sees: pitches only for a timing-blind one.
+    timing = judge is None or not judge.model_config.merged_tokens
+    window = judge.window if judge else 64
+    baseline = classify.train_baseline(corpus, window, seed, timing) if corpus is not None else None
 
     report = {"reference": reference.path, "against": str(against), "num": num, "length": length, "seed": seed,
               "checkpoint": checkpoint, "sampling": sampling_config.__dict__,
@@ -283,8 +286,8 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
             if judge is not None:
                 entry["p_jazz"] = float(np.mean(classifier_scores(judge, source.chunks, encoding)))
             if baseline is not None:
-                entry["p_jazz_baseline"] = float(np.mean(baseline_scores(baseline, source.chunks, vocab,
-                                                                         judge.window if judge else 64)))
+                entry["p_jazz_baseline"] = float(np.mean(baseline_scores(baseline, source.chunks, vocab, window,
+                                                                         timing)))
             if source.run_dir is not None:
                 entry["reference_nll"] = reference_nll(source.run_dir, reference, vocab, checkpoint)
             report["sources"][source.name] = entry

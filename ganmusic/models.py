@@ -44,16 +44,27 @@ class ClassifierConfig:
     # (first PITCH token id, number of pitches): embed pitches by interval, blind to key.
     pitch_tokens: tuple[int, int] | None = None
     max_interval: int = 24  # intervals up to two octaves get their own embedding
+    # Token id ranges [lo, hi) each embedded as one token: with the SHIFT and DUR ranges the
+    # model cannot see rhythm at all, only pitches (see `for_vocab(timing=False)`).
+    merged_tokens: tuple[tuple[int, int], ...] = ()
 
     @classmethod
-    def for_vocab(cls, vocab, **kwargs) -> "ClassifierConfig":
-        """A key-invariant config for an `encoding.Vocab`."""
-        return cls(vocab_size=vocab.size, pitch_tokens=(vocab.pitch_start, len(vocab.pitches)), **kwargs)
+    def for_vocab(cls, vocab, timing: bool = True, **kwargs) -> "ClassifierConfig":
+        """A key-invariant config for an `encoding.Vocab`; `timing=False` also makes it blind
+        to rhythm, for corpora whose timing differs for reasons other than style (performed
+        against quantized files, say)."""
+        merged = () if timing else ((vocab.shift_start, vocab.pitch_start), (vocab.dur_start, vocab.size))
+        return cls(vocab_size=vocab.size, pitch_tokens=(vocab.pitch_start, len(vocab.pitches)),
+                   merged_tokens=merged, **kwargs)
 
     def __post_init__(self):
         if self.encoder not in ENCODERS:
             raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
         check_sizes(self, ("vocab_size", "embed_dim", "hidden", "layers", "kernel_size"))
+        merged = tuple((int(lo), int(hi)) for lo, hi in self.merged_tokens)  # JSON gives lists
+        if any(not 0 <= lo < hi <= self.vocab_size for lo, hi in merged):
+            raise ValueError(f"merged_tokens must be ranges inside the vocabulary, got {merged}")
+        object.__setattr__(self, "merged_tokens", merged)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -127,6 +138,8 @@ class StyleClassifier(nn.Module):
     def _embed_ids(self, ids):
         cfg = self.config
         table, pitch_vec, intervals = self._tables()
+        for lo, hi in cfg.merged_tokens:
+            ids = jnp.where((ids >= lo) & (ids < hi), lo, ids)
         if not cfg.pitch_tokens:
             return jnp.take(table, ids, axis=0)
         start, count = cfg.pitch_tokens
@@ -142,6 +155,8 @@ class StyleClassifier(nn.Module):
     def _embed_soft(self, soft):
         cfg = self.config
         table, pitch_vec, intervals = self._tables()
+        for lo, hi in cfg.merged_tokens:  # the range's mass moves onto its first token
+            soft = soft.at[..., lo].set(soft[..., lo:hi].sum(-1)).at[..., lo + 1 : hi].set(0.0)
         # Full precision so a one-hot matches the lookup on GPUs too (TF32 would not).
         matmul = functools.partial(jnp.matmul, precision=jax.lax.Precision.HIGHEST)
         if not cfg.pitch_tokens:

@@ -41,14 +41,16 @@ def pad_to(seqs, length, fill=PAD):
 
 
 PITCHES = (10, 20)  # token ids 10..29 play the pitches in the key-invariant variant
+MERGED = ((30, 35), (35, 40))  # in the timing-blind variant each range is one token
 
 
-@pytest.fixture(scope="module", params=[("conv", None), ("gru", None), ("conv", PITCHES)],
-                ids=["conv", "gru", "conv-key-invariant"])
+@pytest.fixture(scope="module", params=[("conv", None, ()), ("gru", None, ()), ("conv", PITCHES, ()),
+                                        ("conv", PITCHES, MERGED)],
+                ids=["conv", "gru", "conv-key-invariant", "conv-timing-blind"])
 def model(request):
     # One init and one jitted apply per variant, shared by the tests: compiling dominates.
-    encoder, pitch_tokens = request.param
-    cfg = small_config(encoder, pitch_tokens=pitch_tokens, max_interval=5)
+    encoder, pitch_tokens, merged = request.param
+    cfg = small_config(encoder, pitch_tokens=pitch_tokens, max_interval=5, merged_tokens=merged)
     module = StyleClassifier(cfg)
     params = jax.jit(module.init)(jax.random.key(0), jnp.zeros((2, T), jnp.int32))["params"]
     # Fresh biases are zero, and a GRU fed zeros from a zero state then stays at zero, which
@@ -188,3 +190,40 @@ def test_key_invariant_variant_ignores_transposition(model):
     changed = ids.copy()
     changed[0, 5] += 2
     assert abs(float(apply(params, changed)[0]) - float(base[0])) > 1e-4
+
+
+def test_timing_blind_variant_sees_one_token_per_merged_range(model):
+    cfg, _, params, apply = model
+    if not cfg.merged_tokens:
+        pytest.skip("only the timing-blind variant merges tokens")
+    rng = np.random.default_rng(7)
+    ids = pad_to(make_sequences(4), T)
+    in_range = np.zeros_like(ids, dtype=bool)
+    in_range[:, 1::3] = True  # the SHIFT positions of the token cycle
+    in_range &= ids != PAD
+    lo, hi = cfg.merged_tokens[0]
+    ids = np.where(in_range, rng.integers(lo, hi, ids.shape), ids)
+    base = apply(params, ids)
+    moved = np.where(in_range, rng.integers(lo, hi, ids.shape), ids)  # other "rhythms"
+    np.testing.assert_allclose(apply(params, moved), base, atol=1e-5)
+    # Soft input spread over a merged range counts as its one token.
+    soft = np.array(jax.nn.one_hot(ids, V, dtype=jnp.float32))
+    soft[in_range] = 0.0
+    soft[..., lo:hi][in_range] = 1.0 / (hi - lo)
+    np.testing.assert_allclose(apply(params, soft), base, atol=1e-5)
+    # Tokens outside the ranges still matter.
+    other = ids.copy()
+    other[:, 1] = np.where(other[:, 1] == 5, 6, 5)
+    assert np.all(np.abs(np.asarray(apply(params, other) - base)) > 1e-6)
+
+
+def test_for_vocab_timing_blind_merges_shift_and_duration_ranges():
+    from ganmusic.encoding import EncodingConfig, Vocab
+
+    vocab = Vocab(EncodingConfig())
+    cfg = ClassifierConfig.for_vocab(vocab, timing=False)
+    assert cfg.merged_tokens == ((vocab.shift_start, vocab.pitch_start), (vocab.dur_start, vocab.size))
+    assert ClassifierConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg  # JSON lists back to tuples
+    assert ClassifierConfig.for_vocab(vocab).merged_tokens == ()
+    with pytest.raises(ValueError, match="merged_tokens"):
+        ClassifierConfig(vocab_size=10, merged_tokens=((5, 20),))
