@@ -45,12 +45,13 @@ def user_errors(func):
         from ganmusic.data import CorpusError
         from ganmusic.encoding import MidiError
         from ganmusic.evaluate import EvaluateError
+        from ganmusic.importers import SourceError
         from ganmusic.train import RunError, TrainingDiverged
 
         try:
             return func(*args, **kwargs)
         except (CorpusError, MidiError, UserError, ClassifierError, RunError, CheckpointError,
-                EvaluateError) as exc:
+                EvaluateError, SourceError) as exc:
             fail(str(exc))
         except TrainingDiverged as exc:
             fail(str(exc), code=1)
@@ -115,6 +116,23 @@ def data_inspect(
 # ---------------------------------------------------------------------------------------------
 
 CLASSIFIERS = Path("classifiers")
+
+
+@data_app.command("weimar")
+@user_errors
+def data_weimar(
+    source: Path = typer.Argument(..., help="wjazzd.db (the Weimar Jazz Database's SQLite file) or a folder of its solo CSVs."),
+    out: Path = typer.Argument(..., help="Folder to write LABEL/*.mid and manifest.csv into."),
+    label: str = typer.Option("jazz", help="Label of every solo."),
+    tempo: float = typer.Option(120.0, min=10.0, help="CSV solos only: the tempo that defines their beats."),
+):
+    """Turn the Weimar Jazz Database into labelled MIDI (one file per solo, performer as group).
+    Add not-jazz files as OUT/not_jazz/*.mid rows in manifest.csv, or merge with another corpus."""
+    from ganmusic import importers
+
+    rows = importers.import_weimar(source, out, label=label, tempo=tempo)
+    console.print(f"wrote {len(rows)} solos by {len({r['group'] for r in rows})} performers to {out}/{label}/ "
+                  f"and {out}/manifest.csv")
 
 
 @app.command("train-classifier")
@@ -485,6 +503,45 @@ def evaluate(
     print_result(table)
     console.print(f"wrote {out}/ (report.json, report.md, chunks.csv, features.png"
                   f"{', curves.png' if (out / 'curves.png').exists() else ''}{', samples/' if (out / 'samples').exists() else ''})")
+
+
+@app.command("demo")
+@user_errors
+def demo(
+    out: Path = typer.Option(Path("demo"), help="Folder for everything the demo writes (must not exist yet)."),
+    quick: bool = typer.Option(False, "--quick", help="Tiny models: about a minute instead of about five."),
+    seed: int = typer.Option(0, help="Seed of the corpus, the training and the sampling."),
+):
+    """See the whole product work on a synthetic corpus it builds itself: classifier, generator
+    (MLE then adversarial), songs, scores and an evaluation report. Synthetic data, a first run only."""
+    import time
+
+    from ganmusic import demo as demo_lib
+
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"{out} exists and is not empty; choose another --out or remove it")
+    start = time.perf_counter()
+    result = demo_lib.run_demo(out, quick=quick, seed=seed)
+    (out / "summary.json").write_text(json.dumps(result, indent=2))
+    table = Table(title=f"ganmusic demo{' --quick' if quick else ''}: done in {time.perf_counter() - start:.0f} s "
+                        "(synthetic corpus: a first run, not real style)")
+    table.add_column("what")
+    table.add_column("where")
+    table.add_column("result")
+    r = result
+    table.add_row("demo corpus", r["corpus"]["path"], f"{r['corpus']['files']} MIDI files (jazz/, not_jazz/)")
+    table.add_row("classifier", r["classifier"]["path"],
+                  f"held-out balanced accuracy {r['classifier']['test_balanced_accuracy']:.3f}")
+    table.add_row("generator run", r["run"]["path"], f"validation NLL {r['run']['best_val_nll']:.3f} "
+                  f"(unigram {r['run']['unigram_nll']:.3f}); training.png, metrics.jsonl")
+    table.add_row("songs", r["samples"]["path"], f"{r['samples']['files']} MIDI + piano-roll PNGs; "
+                  f"mean P(jazz) {r['samples']['mean_p_jazz']:.3f}")
+    ev = r["evaluation"]
+    table.add_row("evaluation", ev["path"], f"closeness {ev['closeness']:.3f}; P(jazz) by the sklearn judge "
+                  f"{ev['p_jazz_baseline']:.3f} (real demo jazz {ev['reference_p_jazz_baseline']:.3f}); "
+                  "report.md, features.png")
+    print_result(table)
+    console.print(f"wrote {out}/summary.json. Next: real data, see datasets/README.md")
 
 
 def write_wav(midi, path: Path, rate: int = 22050) -> None:

@@ -35,7 +35,7 @@ def jazz_line(rng: np.random.Generator) -> tuple[list[tuple[float, float, int]],
     bars = int(rng.integers(8, 17))
     notes, pitch, beat = [], int(rng.integers(62, 76)), 0.0
     for bar in range(bars):
-        root, chord = II_V_I[(bar // 2) % 3] if bar % 6 < 6 else II_V_I[0]
+        root, chord = II_V_I[(bar // 2) % 3]  # two bars each of ii, V, I
         tones = {(key + root + c) % 12 for c in chord}
         scale = {(key + root + d) % 12 for d in MAJOR} | tones
         end = (bar + 1) * 4.0
