@@ -28,12 +28,14 @@ class DemoSize:
     samples: int
     sample_tokens: int
     eval_samples: int
+    lr: float
 
 
 FULL = DemoSize(files_per_class=200, classifier_steps=300, classifier_hidden=64, layers=(128, 128), window=96,
-                batch_size=32, mle_steps=400, adv_steps=60, samples=8, sample_tokens=384, eval_samples=64)
+                batch_size=32, mle_steps=400, adv_steps=60, samples=8, sample_tokens=384, eval_samples=64, lr=3e-3)
 QUICK = DemoSize(files_per_class=200, classifier_steps=40, classifier_hidden=16, layers=(32,), window=48,
-                 batch_size=16, mle_steps=40, adv_steps=6, samples=4, sample_tokens=192, eval_samples=16)
+                 batch_size=16, mle_steps=120, adv_steps=6, samples=4, sample_tokens=192, eval_samples=16,
+                 lr=1e-2)
 
 
 def stage(number: int, total: int, text: str) -> None:
@@ -69,7 +71,7 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0, progress: bool
     run_dir = out / "runs" / "demo"
     config = train.RunConfig(
         data=str(corpus_dir), generator=GeneratorConfig(vocab_size=corpus.vocab.size, layers=size.layers, embed_dim=32),
-        window=size.window, batch_size=size.batch_size, mle_steps=size.mle_steps, lr=3e-3,
+        window=size.window, batch_size=size.batch_size, mle_steps=size.mle_steps, lr=size.lr,
         eval_every=max(size.mle_steps // 4, 1), checkpoint_every=size.mle_steps + size.adv_steps, seed=seed,
         adv=AdvConfig(steps=size.adv_steps, classifier=str(classifier_dir), sample_every=0))
     run_summary = train.train_run(config, run_dir, progress=progress, corpus=corpus)
