@@ -156,7 +156,7 @@ def test_dropout_only_in_training(model):
 def test_config_round_trip():
     cfg = ClassifierConfig(vocab_size=152, encoder="gru", hidden=48, layers=2, dropout=0.2)
     d = json.loads(json.dumps(cfg.to_dict()))
-    assert d == dataclasses.asdict(cfg)
+    assert d == json.loads(json.dumps(dataclasses.asdict(cfg)))
     assert ClassifierConfig.from_dict(d) == cfg
     assert ClassifierConfig.from_dict({"vocab_size": 10}) == ClassifierConfig(vocab_size=10)
 
