@@ -110,22 +110,16 @@ def read_midi_folder(folder: Path, name: str, encoding: EncodingConfig, progress
     return source
 
 
-def sample_run(run_dir: Path, checkpoint: str, num: int, length: int, seed: int, sampling_config,
-               encoding: EncodingConfig, out_dir: Path) -> Source:
+def sample_run(run_dir: Path, config, params, num: int, length: int, seed: int, sampling_config,
+               out_dir: Path) -> Source:
     """`num` samples of `length` tokens from a run, also written as MIDI under `out_dir`."""
     import jax
 
-    from ganmusic import sampling, train
+    from ganmusic import sampling
 
-    config, params = train.restore_params(run_dir, checkpoint)
-    if config.encoding != encoding:
-        raise EvaluateError(f"{run_dir}: its encoding differs from the other runs' and the reference's")
     tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num, length,
                              sampling_config)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    vocab = Vocab(encoding)
-    for k, row in enumerate(tokens):
-        enc.notes_to_midi(enc.tokens_to_notes(row, vocab), encoding).write(str(out_dir / f"sample-{k:03d}.mid"))
+    sampling.write_midi_files(tokens, config.encoding, out_dir)
     return Source(run_dir.name, str(run_dir), "run", sequences=list(tokens), run_dir=run_dir)
 
 
@@ -193,12 +187,11 @@ def baseline_scores(model, chunks: list[np.ndarray], vocab: Vocab, window: int, 
     return classify.sigmoid(classify.file_logits(logits, windows.file_index, len(chunks))).tolist()
 
 
-def reference_nll(run_dir: Path, reference: Source, vocab: Vocab, checkpoint: str) -> float:
+def reference_nll(config, params, reference: Source, vocab: Vocab) -> float:
     """NLL per token of the whole reference pieces under the run's generator (teacher forcing)."""
     from ganmusic import train
     from ganmusic.models import Generator
 
-    config, params = train.restore_params(run_dir, checkpoint)
     windows = data.tile_windows(reference.sequences, vocab, config.window)
     return train.validation_nll(train.make_eval_nll(Generator(config.generator)), params, windows,
                                 min(config.batch_size, 32))
@@ -240,11 +233,14 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
     names = [p.name for p in inputs]
     if len(set(names)) < len(names):  # two runs called the same in different folders
         names = [f"{k}:{p.name}" for k, p in enumerate(inputs)]
-    sources = []
+    sources, restored = [], {}
     with maybe_progress(progress, "sampling and reading", len(inputs)) as advance:
         for name, path in zip(names, inputs):
             if path in configs:
-                source = sample_run(path, checkpoint, num, length, seed, sampling_config, encoding,
+                config, params = restored[path] = train.restore_params(path, checkpoint)
+                if config.encoding != encoding:
+                    raise EvaluateError(f"{path}: its encoding differs from the other runs' and the reference's")
+                source = sample_run(path, config, params, num, length, seed, sampling_config,
                                     out_dir / "samples" / name)
             else:
                 source = read_midi_folder(path, name, encoding, progress=False)
@@ -289,7 +285,7 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
                 entry["p_jazz_baseline"] = float(np.mean(baseline_scores(baseline, source.chunks, vocab, window,
                                                                          timing)))
             if source.run_dir is not None:
-                entry["reference_nll"] = reference_nll(source.run_dir, reference, vocab, checkpoint)
+                entry["reference_nll"] = reference_nll(*restored[source.run_dir], reference, vocab)
             report["sources"][source.name] = entry
 
     out_dir.mkdir(parents=True, exist_ok=True)

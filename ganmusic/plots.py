@@ -42,19 +42,26 @@ def corpus_histograms(corpus, path: str | Path) -> Path:
     return save(fig, path)
 
 
+def _history_points(history: list[dict], key: str) -> list[tuple]:
+    return [(h["step"], h[key]) for h in history if h.get(key) is not None]
+
+
+def _step_panel(ax, lines: dict[str, list[tuple]], title: str) -> None:
+    """(step, value) lines on one axis, each labelled; empty lines are left out."""
+    for label, points in lines.items():
+        if points:
+            ax.plot(*zip(*points), marker=".", label=label)
+    ax.set_xlabel("step")
+    ax.set_title(title)
+    ax.legend()
+    ax.grid(alpha=0.3)
+
+
 def training_curves(history: list[dict], path: str | Path, title: str, panels: dict[str, list[str]]) -> Path:
     """One panel per entry of `panels`, each plotting the named history keys against `step`."""
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
-    steps = [h["step"] for h in history]
     for ax, (name, keys) in zip(axes[0], panels.items()):
-        for key in keys:
-            points = [(s, h[key]) for s, h in zip(steps, history) if h.get(key) is not None]
-            if points:
-                ax.plot(*zip(*points), marker=".", label=key)
-        ax.set_xlabel("step")
-        ax.set_title(name)
-        ax.legend()
-        ax.grid(alpha=0.3)
+        _step_panel(ax, {key: _history_points(history, key) for key in keys}, name)
     fig.suptitle(title)
     return save(fig, path)
 
@@ -129,12 +136,5 @@ def feature_histograms(rows_by_source: dict[str, list[dict]], scalar_features: l
 def compare_curves(histories: dict[str, list[dict]], key: str, path: str | Path, title: str) -> Path:
     """One history key against step, one line per run."""
     fig, ax = plt.subplots(figsize=(8, 4))
-    for name, history in histories.items():
-        points = [(h["step"], h[key]) for h in history if h.get(key) is not None]
-        if points:
-            ax.plot(*zip(*points), marker=".", label=name)
-    ax.set_xlabel("step")
-    ax.set_title(title)
-    ax.legend()
-    ax.grid(alpha=0.3)
+    _step_panel(ax, {name: _history_points(history, key) for name, history in histories.items()}, title)
     return save(fig, path)

@@ -18,13 +18,14 @@ from __future__ import annotations
 import functools
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ganmusic.encoding import BOS, EOS, PAD, EncodingConfig, Grammar, Vocab
+from ganmusic.encoding import BOS, EOS, PAD, EncodingConfig, Grammar, Vocab, notes_to_midi, tokens_to_notes
 from ganmusic.models import Generator, GeneratorConfig, generator_initial_carry
 
 # A penalty this large already makes a token impossible next to legal rivals, but stays finite
@@ -213,3 +214,16 @@ def sample_python_loop(params, gen_config: GeneratorConfig, encoding_config: Enc
     if not out:
         return np.array(primer)
     return np.concatenate([primer, np.stack(out, axis=1)], axis=1).astype(np.int32)
+
+
+def write_midi_files(tokens, encoding_config: EncodingConfig, directory: Path, tempo: float = 120.0) -> list[Path]:
+    """Each row of sampled tokens as `directory/sample-KKK.mid`; returns the paths."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    vocab = Vocab(encoding_config)
+    paths = []
+    for k, row in enumerate(tokens):
+        path = directory / f"sample-{k:03d}.mid"
+        notes_to_midi(tokens_to_notes(row, vocab), encoding_config, tempo=tempo).write(str(path))
+        paths.append(path)
+    return paths

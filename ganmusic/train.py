@@ -23,7 +23,6 @@ import numpy as np
 import optax
 
 from ganmusic import checkpoints, classify, data, plots
-from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Grammar, Vocab
 from ganmusic.gan import AdvConfig, make_adv_step
 from ganmusic.models import Generator, GeneratorConfig, StyleClassifier
@@ -383,10 +382,7 @@ def write_samples(config: RunConfig, gen_params, directory: Path, length: int, n
     from ganmusic import sampling
 
     tokens = sampling.sample(gen_params, config.generator, config.encoding, jax.random.PRNGKey(config.seed), num, length)
-    directory.mkdir(parents=True, exist_ok=True)
-    vocab = Vocab(config.encoding)
-    for k, row in enumerate(tokens):
-        enc.notes_to_midi(enc.tokens_to_notes(row, vocab), config.encoding).write(str(directory / f"sample-{k:02d}.mid"))
+    sampling.write_midi_files(tokens, config.encoding, directory)
 
 
 def train_run(config: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True,
