@@ -279,11 +279,17 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
             if source is not reference:
                 entry.update(overlap(rows, reference_rows, seed))
                 advance(status=source.name)
+            scores = {}
             if judge is not None:
-                entry["p_jazz"] = float(np.mean(classifier_scores(judge, source.chunks, encoding)))
+                scores["p_jazz"] = classifier_scores(judge, source.chunks, encoding)
             if baseline is not None:
-                entry["p_jazz_baseline"] = float(np.mean(baseline_scores(baseline, source.chunks, vocab, window,
-                                                                         timing)))
+                scores["p_jazz_baseline"] = baseline_scores(baseline, source.chunks, vocab, window, timing)
+            for key, values in scores.items():
+                # The mean and its standard error, so two sources' difference can be weighed.
+                entry[key] = float(np.mean(values))
+                entry[f"{key}_se"] = float(np.std(values, ddof=1) / np.sqrt(len(values))) if len(values) > 1 else 0.0
+                for row, value in zip(rows, values):
+                    row[key] = float(value)
             if source.run_dir is not None:
                 entry["reference_nll"] = reference_nll(*restored[source.run_dir], reference, vocab)
             report["sources"][source.name] = entry
@@ -304,7 +310,9 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
 # (label, where in a source's entry, format, better) for the summary table
 SUMMARY_ROWS = [
     ("P(jazz), classifier", ("p_jazz",), "{:.3f}", "higher"),
+    ("  standard error", ("p_jazz_se",), "{:.3f}", ""),
     ("P(jazz), sklearn baseline", ("p_jazz_baseline",), "{:.3f}", "higher"),
+    ("  standard error", ("p_jazz_baseline_se",), "{:.3f}", ""),
     ("closeness (mean overlap)", ("closeness",), "{:.3f}", "higher"),
     ("mean KL divergence", ("mean_kl",), "{:.3f}", "lower"),
     ("NLL of reference (nats/token)", ("reference_nll",), "{:.3f}", "lower"),
@@ -346,7 +354,8 @@ def markdown(report: dict) -> str:
 
 def write_chunks_csv(all_rows: dict[str, list[dict]], path: Path) -> None:
     """One line per chunk and source with the scalar features (histograms are in report.json)."""
-    columns = ["source", "chunk", "notes", *SCALAR_FEATURES, "longest_repeated_ngram", "training_ngram_share"]
+    columns = ["source", "chunk", "notes", *SCALAR_FEATURES, "longest_repeated_ngram", "training_ngram_share",
+               "p_jazz", "p_jazz_baseline"]
     with open(path, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()

@@ -35,13 +35,16 @@ class AdvConfig:
     estimator: str = "gumbel"
     classifier: str | None = None  # the pretrained classifier the discriminator starts from
     lambda_mle: float = 1.0
-    lambda_adv: float = 0.3
+    lambda_adv: float = 1.0
     lambda_rep: float = 1.0
     lr: float = 1e-4  # generator learning rate in this phase
     d_lr: float = 1e-4
     d_steps: int = 1  # discriminator updates per generator update
     label_smoothing: float = 0.1  # real windows get label 1 - this
-    not_jazz_share: float = 0.5  # of the discriminator's negatives, the share of other-label windows
+    # Of the discriminator's negatives, the share of other-label windows. Mostly those, so D stays
+    # a style critic: on jazz-vs-folk, 0.9 with lambda_adv 1.0 raised an independent judge's
+    # P(jazz) clearly where 0.5 with 0.3 barely did (benchmarks/adversarial_compare.py).
+    not_jazz_share: float = 0.9
     tau_start: float = 1.0  # Gumbel-softmax temperature, annealed geometrically
     tau_end: float = 0.3
     entropy: float = 0.01  # REINFORCE entropy bonus

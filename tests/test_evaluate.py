@@ -77,6 +77,10 @@ def test_evaluate_run_and_midi_folder_side_by_side(setup, monkeypatch):
         rows = list(csv.DictReader(f))
     assert {r["source"] for r in rows} == {"reference", "tiny", "midi"}
     assert sum(r["source"] == "tiny" for r in rows) == 6
+    # Per-chunk scores: their mean and standard error are the report's.
+    tiny = np.array([float(r["p_jazz"]) for r in rows if r["source"] == "tiny"])
+    assert np.isclose(tiny.mean(), run["p_jazz"]) and np.isclose(tiny.std(ddof=1) / np.sqrt(6), run["p_jazz_se"])
+    assert all(0.0 <= float(r["p_jazz_baseline"]) <= 1.0 for r in rows)
 
 
 def test_same_seed_same_report(setup, monkeypatch):
