@@ -39,6 +39,7 @@ def main():
     parser.add_argument("--length", type=int, default=192, help="tokens per sample (3 per note)")
     parser.add_argument("--judge-steps", type=int, default=600)
     parser.add_argument("--out", type=Path, default=RESULTS / "adversarial_compare")
+    parser.add_argument("--seed", type=int, help="seed of both continuations (default: the base run's)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="an adversarial option other than its default (AdvConfig field), e.g. lambda_adv=1.0")
     args = parser.parse_args()
@@ -68,7 +69,7 @@ def main():
                                   progress=True)
 
     common = dict(init_from=str(args.base), eval_every=max(args.steps // 4, 1), checkpoint_every=args.steps,
-                  seed=base.seed)
+                  seed=base.seed if args.seed is None else args.seed)
     configs = {
         "mle": dataclasses.replace(base, mle_steps=args.steps, adv=AdvConfig(), **common),
         "adversarial": dataclasses.replace(base, mle_steps=0, adv=AdvConfig(

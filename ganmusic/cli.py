@@ -326,14 +326,15 @@ def train_gan(
     classifier: Optional[Path] = typer.Option(None, help="Pretrained classifier the discriminator starts from."),
     estimator: str = typer.Option("gumbel", help="gumbel (straight-through Gumbel-softmax) or reinforce."),
     lambda_mle: float = typer.Option(1.0, help="Weight of the NLL on real windows in the adversarial phase."),
-    lambda_adv: float = typer.Option(1.0, help="Weight of -log D(generated)."),
+    lambda_adv: float = typer.Option(0.3, help="Weight of -log D(generated)."),
     lambda_rep: float = typer.Option(1.0, help="Weight of the repeated-pitch penalty."),
     adv_lr: float = typer.Option(1e-4, help="Generator learning rate in the adversarial phase."),
     d_lr: float = typer.Option(1e-4, help="Discriminator learning rate."),
     d_steps: int = typer.Option(1, min=1, help="Discriminator updates per generator update."),
     label_smoothing: float = typer.Option(0.1, min=0.0, max=0.5, help="Real windows get label 1 - this."),
-    not_jazz_share: float = typer.Option(0.9, min=0.0, max=1.0, help="Share of D's negatives that are other-label windows."),
+    not_jazz_share: float = typer.Option(0.5, min=0.0, max=1.0, help="Share of D's negatives that are other-label windows."),
     sample_every: int = typer.Option(200, min=0, help="Write a few samples every N adversarial steps (0: never)."),
+    adv_windows: int = typer.Option(3, min=1, help="Adversarial samples are this many discriminator windows long; D scores each."),
     devices: int = typer.Option(0, min=0, help="Local devices to pmap over (0: all)."),
     coordinator: Optional[str] = typer.Option(None, help="Multi-host: coordinator address host:port (jax.distributed)."),
     num_processes: Optional[int] = typer.Option(None, help="Multi-host: number of processes."),
@@ -369,7 +370,7 @@ def train_gan(
                                                lambda_mle=lambda_mle, lambda_adv=lambda_adv, lambda_rep=lambda_rep,
                                                lr=adv_lr, d_lr=d_lr, d_steps=d_steps,
                                                label_smoothing=label_smoothing, not_jazz_share=not_jazz_share,
-                                               sample_every=sample_every))
+                                               sample_every=sample_every, windows=adv_windows))
     except ValueError as exc:
         raise UserError(str(exc)) from None
     run_dir = root / (name or config.default_name())

@@ -151,3 +151,27 @@ def test_kill_9_then_resume_continues_without_gaps(setup, tmp_path):
     rows = train.MetricsLog.read(tmp_path / "killed" / "metrics.jsonl")
     assert [r["step"] for r in rows] == list(range(3, 25, 3))  # no gap, no duplicate
     assert train.restore_params(tmp_path / "killed", "last")[0].total_steps == 24
+
+
+@pytest.mark.parametrize("window", [24, 64])
+def test_generated_samples_are_cut_into_note_aligned_windows(window):
+    """The discriminator sees every part of a generated sample, each window starting on a note."""
+    import jax.numpy as jnp
+
+    from ganmusic import gan
+    from ganmusic.encoding import T_SHIFT, Grammar
+    from ganmusic.models import Generator
+
+    vocab = Vocab(EncodingConfig())
+    gen = Generator(GeneratorConfig(vocab_size=vocab.size, layers=(8,), embed_dim=4))
+    params = gen.init(jax.random.key(0), jnp.zeros((1, 4), jnp.int32))["params"]
+    length = gan.rollout_length(window, 3)
+    keys = jax.random.split(jax.random.PRNGKey(1), 2)  # raw keys, as the step makes them
+    one_hots, ids, _, _ = gan.rollout(gen, params, Grammar(vocab), keys, length, 1.0, True)
+    windows = np.asarray(gan.cut_windows(ids, window, 3))
+    assert windows.shape == (2 * 3, window)
+    assert (vocab.token_type[windows[:, 0]] == T_SHIFT).all()  # like real windows: on a note boundary
+    assert (windows[2] == np.asarray(ids)[0, length - window:]).all()  # the last window ends the sample
+    stride = gan.window_stride(window)
+    assert window - 3 < stride <= window  # end to end: no token unseen, at most one note seen twice
+    assert gan.cut_windows(one_hots, window, 3).shape == (6, window, vocab.size)
