@@ -65,22 +65,20 @@ class Manager:
         `jax.ShapeDtypeStruct`s); a mismatch raises `CheckpointError`."""
         abstract = jax.tree.map(ocp.tree.to_shape_dtype_struct, template)
         self._check_fits(step, abstract)
-        try:
-            return self._manager.restore(int(step), args=ocp.args.StandardRestore(abstract))
-        except Exception as exc:  # orbax raises several kinds on unreadable data
-            msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-            raise CheckpointError(f"checkpoint step {step} in {self.directory} cannot be read ({msg})") from None
+        return self._read(step, args=ocp.args.StandardRestore(abstract))
 
     def restore_part(self, step: int, key: str, template):
         """One top-level entry of a saved dict, checked against `template` (no need to know
         the rest of the state's structure)."""
         self._check_fits(step, template, prefix=key)
+        return jax.tree.map(jax.numpy.asarray, self._read(step)[key])
+
+    def _read(self, step: int, args=None):
         try:
-            tree = self._manager.restore(int(step))
-        except Exception as exc:
+            return self._manager.restore(int(step), args=args)
+        except Exception as exc:  # orbax raises several kinds on unreadable data
             msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             raise CheckpointError(f"checkpoint step {step} in {self.directory} cannot be read ({msg})") from None
-        return jax.tree.map(jax.numpy.asarray, tree[key])
 
     def _check_fits(self, step: int, abstract, prefix: str | None = None) -> None:
         """Compare names and shapes with the stored metadata before restoring: a failed orbax

@@ -510,7 +510,7 @@ def evaluate(
 @user_errors
 def demo(
     out: Path = typer.Option(Path("demo"), help="Folder for everything the demo writes (must not exist yet)."),
-    quick: bool = typer.Option(False, "--quick", help="Tiny models: about a minute instead of about five."),
+    quick: bool = typer.Option(False, "--quick", help="Tiny models: about a minute instead of about two and a half."),
     seed: int = typer.Option(0, help="Seed of the corpus, the training and the sampling."),
 ):
     """See the whole product work on a synthetic corpus it builds itself: classifier, generator

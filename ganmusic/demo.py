@@ -81,14 +81,10 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0, progress: bool
     tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), size.samples,
                              size.sample_tokens, sampling.SamplingConfig(top_p=0.95))
     samples_dir = run_dir / "samples" / "demo"
-    samples_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for k, row in enumerate(tokens):
-        notes = enc.tokens_to_notes(row, corpus.vocab)
-        path = samples_dir / f"sample-{k:03d}.mid"
-        enc.notes_to_midi(notes, config.encoding, tempo=180.0).write(str(path))
-        plots.piano_roll(notes, config.encoding.steps_per_beat, path.with_suffix(".png"), title=f"demo {path.stem}")
-        paths.append(path)
+    paths = sampling.write_midi_files(tokens, config.encoding, samples_dir, tempo=180.0)
+    for path, row in zip(paths, tokens):
+        plots.piano_roll(enc.tokens_to_notes(row, corpus.vocab), config.encoding.steps_per_beat,
+                         path.with_suffix(".png"), title=f"demo {path.stem}")
 
     stage(5, stages, "scoring the songs with the classifier")
     scores = classify.score_files(classify.Classifier.load(classifier_dir), paths, workers=1, progress=False)

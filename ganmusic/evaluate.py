@@ -173,9 +173,7 @@ def overlap(rows: list[dict], reference_rows: list[dict], seed: int) -> dict:
 def classifier_scores(classifier, chunks: list[np.ndarray], encoding: EncodingConfig) -> list[float]:
     """P(positive) per chunk; chunks in another encoding pass through MIDI into the classifier's."""
     if classifier.encoding != encoding:
-        vocab = Vocab(encoding)
-        chunks = [enc.encode_midi(enc.notes_to_midi(enc.tokens_to_notes(c, vocab), encoding), classifier.encoding)
-                  for c in chunks]
+        chunks = [enc.encode_midi(enc.decode_to_midi(c, encoding), classifier.encoding) for c in chunks]
     return [r["probability"] for r in classifier.score_sequences(chunks)]
 
 

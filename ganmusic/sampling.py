@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ganmusic.encoding import BOS, EOS, PAD, EncodingConfig, Grammar, Vocab, notes_to_midi, tokens_to_notes
+from ganmusic.encoding import BOS, EOS, PAD, EncodingConfig, Grammar, Vocab, decode_to_midi
 from ganmusic.models import Generator, GeneratorConfig, generator_initial_carry
 
 # A penalty this large already makes a token impossible next to legal rivals, but stays finite
@@ -220,10 +220,9 @@ def write_midi_files(tokens, encoding_config: EncodingConfig, directory: Path, t
     """Each row of sampled tokens as `directory/sample-KKK.mid`; returns the paths."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    vocab = Vocab(encoding_config)
     paths = []
     for k, row in enumerate(tokens):
         path = directory / f"sample-{k:03d}.mid"
-        notes_to_midi(tokens_to_notes(row, vocab), encoding_config, tempo=tempo).write(str(path))
+        decode_to_midi(row, encoding_config, tempo=tempo).write(str(path))
         paths.append(path)
     return paths
