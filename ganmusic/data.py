@@ -5,6 +5,11 @@ manifest `path,label[,group]` (paths relative to the manifest; a `performer` col
 group), or a folder holding `manifest.csv`. Files that cannot be used are skipped with a reason;
 the rest is parsed once and cached by content, so a second load is fast and a changed file is
 re-parsed alone.
+
+Chords (lead sheets): every file's chord symbols are read with it (`chords.encode_lead_sheet`:
+MIDI text, marker or lyric events, or a sidecar `song.chords.txt`) into per-token conditioning
+rows stored beside the tokens (`Corpus.cond`, `Batch.cond`); a file without chords has no-chord
+rows. `Corpus.chord_info` keeps per-file chord counts for `data inspect`.
 """
 
 from __future__ import annotations
@@ -18,14 +23,16 @@ import zlib
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
+from ganmusic import chords as ch
 from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Vocab
 from ganmusic.ui import maybe_progress
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2  # 2: chord conditioning and chord counts beside the tokens
 MIDI_SUFFIXES = (".mid", ".midi", ".kar")
 SPLITS = ("train", "val", "test")
 DEFAULT_MIN_NOTES = 8
@@ -100,39 +107,58 @@ def digest_bytes(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def parse_midi_bytes(data: bytes, config: EncodingConfig, min_notes: int) -> tuple[np.ndarray | None, str]:
-    """Tokens of one file, or `(None, reason)` when it cannot be used."""
-    import io
+def file_digest(path: Path) -> str:
+    """Content digest of a MIDI file and its chord sidecar (`song.chords.txt`), if any."""
+    data = path.read_bytes()
+    sidecar = ch.sidecar_path(path)
+    if sidecar.is_file():
+        data += b"\0ganmusic-chords\0" + sidecar.read_bytes()
+    return digest_bytes(data)
 
-    import pretty_midi
 
+class Parsed(NamedTuple):
+    """One file parsed: tokens, conditioning rows and chord counts, or `None`s and a reason."""
+
+    tokens: np.ndarray | None
+    cond: np.ndarray | None
+    info: dict | None
+    reason: str
+
+
+def parse_midi_bytes(data: bytes, config: EncodingConfig, min_notes: int,
+                     chords_text: str | None = None) -> Parsed:
+    """Tokens and chord conditioning of one file (`chords_text`: its sidecar's text), or a
+    reason why it cannot be used."""
     if not data:
-        return None, "empty file"
+        return Parsed(None, None, None, "empty file")
     try:
-        midi = pretty_midi.PrettyMIDI(io.BytesIO(data))
+        midi = enc.midi_from_bytes(data)
     except Exception as exc:  # mido raises many kinds on bad bytes
         msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return None, f"not a readable MIDI file ({msg[:120]})"
+        return Parsed(None, None, None, f"not a readable MIDI file ({msg[:120]})")
     stats = enc.EncodeStats()
     try:
-        notes = enc.midi_to_notes(midi, config, stats)
+        lead = ch.encode_lead_sheet(midi, config, stats, sidecar_text=chords_text)
     except Exception as exc:  # a broken tempo map and similar
-        return None, f"cannot read notes ({str(exc)[:120]})"
+        return Parsed(None, None, None, f"cannot read notes ({str(exc)[:120]})")
     if stats.notes_in == 0:
-        return None, "drum-only file (no pitched notes)" if stats.drum_notes else "no notes"
-    if len(notes) < min_notes:
-        return None, f"too few notes ({len(notes)} < {min_notes})"
-    return enc.notes_to_tokens(notes, Vocab(config)), ""
+        return Parsed(None, None, None, "drum-only file (no pitched notes)" if stats.drum_notes else "no notes")
+    n_notes = (len(lead.tokens) - 2) // 3
+    if n_notes < min_notes:
+        return Parsed(None, None, None, f"too few notes ({n_notes} < {min_notes})")
+    return Parsed(lead.tokens, lead.cond, lead.info, "")
 
 
-def _parse_job(job):
+def _parse_job(job) -> Parsed:
     path, config_json, min_notes = job
     try:
         with open(path, "rb") as f:
             data = f.read()
+        sidecar = ch.sidecar_path(path)
+        chords_text = sidecar.read_text(encoding="utf-8", errors="replace") if sidecar.is_file() else None
     except OSError as exc:
-        return None, f"cannot read file ({exc.strerror})"
-    return parse_midi_bytes(data, EncodingConfig.from_json(config_json), min_notes)
+        return Parsed(None, None, None, f"cannot read file ({exc.strerror})")
+    return parse_midi_bytes(data, EncodingConfig.from_json(config_json), min_notes, chords_text)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -156,6 +182,12 @@ class Corpus:
     split: np.ndarray  # int8 [N]: index into SPLITS
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     parsed_now: int = 0  # files parsed by this load (the rest came from the cache)
+    cond: np.ndarray | None = None  # int16 [len(tokens), chords.COND_SIZE]; None: no chords
+    chord_info: list[dict] = field(default_factory=list)  # per file: chords.LeadSheet.info
+
+    def __post_init__(self):
+        if self.cond is None:
+            self.cond = ch.no_conditioning(len(self.tokens))
 
     @property
     def vocab(self) -> Vocab:
@@ -170,6 +202,10 @@ class Corpus:
 
     def sequence(self, i: int) -> np.ndarray:
         return self.tokens[self.offsets[i] : self.offsets[i + 1]]
+
+    def conditioning(self, i: int) -> np.ndarray:
+        """Chord conditioning rows of file i, aligned with `sequence(i)`."""
+        return self.cond[self.offsets[i] : self.offsets[i + 1]]
 
     def lengths(self) -> np.ndarray:
         return np.diff(self.offsets)
@@ -214,7 +250,7 @@ def load_corpus(source: str | Path, config: EncodingConfig | None = None, *, pos
             if size > max_file_bytes:
                 reason = f"file too large ({size / 2**20:.1f} MiB > {max_file_bytes / 2**20:.0f} MiB)"
             else:
-                digest = digest_bytes(e.path.read_bytes())
+                digest = file_digest(e.path)
         except OSError as exc:
             reason = f"cannot read file ({exc.strerror})"
         digests.append(digest)
@@ -231,13 +267,13 @@ def load_corpus(source: str | Path, config: EncodingConfig | None = None, *, pos
     if todo_unique or set(cached) - {d for d in digests if d}:
         write_cache(cache_path, {d: results[d] for d in digests if d is not None})
 
-    paths, labels, groups, kept_digests, seqs = [], [], [], [], []
+    paths, labels, groups, kept_digests, seqs, conds, infos = [], [], [], [], [], [], []
     first_path: dict[str, str] = {}
     for e, d in zip(entries, digests):
         if d is None:
             continue
         path = rel(e.path, root)
-        tokens, reason = results[d]
+        tokens, cond, info, reason = results[d]
         if tokens is None:
             skipped.append((path, reason))
         elif d in first_path:
@@ -249,12 +285,15 @@ def load_corpus(source: str | Path, config: EncodingConfig | None = None, *, pos
             groups.append(e.group)
             kept_digests.append(d)
             seqs.append(tokens)
+            conds.append(cond)
+            infos.append(info)
     lengths = np.array([len(s) for s in seqs], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     tokens = np.concatenate(seqs).astype(np.int16) if seqs else np.zeros(0, np.int16)
+    cond = np.concatenate(conds).astype(np.int16) if conds else ch.no_conditioning(0)
     split = assign_splits(labels, groups, kept_digests, split_fractions, split_seed)
     return Corpus(root, config, positive, paths, labels, groups, kept_digests, tokens, offsets,
-                  split, sorted(skipped), parsed_now=len(todo_unique))
+                  split, sorted(skipped), parsed_now=len(todo_unique), cond=cond, chord_info=infos)
 
 
 def rel(path: Path, root: Path) -> str:
@@ -265,7 +304,7 @@ def rel(path: Path, root: Path) -> str:
 
 
 def parse_files(paths: list[str], config: EncodingConfig, min_notes: int, workers: int | None,
-                progress: bool) -> list[tuple[np.ndarray | None, str]]:
+                progress: bool) -> list[Parsed]:
     jobs = [(p, config.to_json(), min_notes) for p in paths]
     workers = workers or min(os.cpu_count() or 1, 8)
     out = []
@@ -294,7 +333,7 @@ def cache_key(root: Path, config: EncodingConfig, min_notes: int) -> str:
     return hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
 
 
-def read_cache(path: Path) -> dict[str, tuple[np.ndarray | None, str]]:
+def read_cache(path: Path) -> dict[str, Parsed]:
     """Entries of a cache file; a missing, damaged or foreign file reads as empty (rebuilt)."""
     if not path.exists():
         return {}
@@ -302,34 +341,42 @@ def read_cache(path: Path) -> dict[str, tuple[np.ndarray | None, str]]:
         with np.load(path, allow_pickle=False) as z:
             if int(z["format"]) != CACHE_FORMAT:
                 return {}
-            digests, reasons = list(z["digests"]), list(z["reasons"])
-            tokens, offsets = z["tokens"], z["offsets"]
-            if int(z["checksum"]) != content_checksum(digests, reasons, tokens, offsets):
+            digests, reasons, infos = list(z["digests"]), list(z["reasons"]), list(z["infos"])
+            tokens, offsets, cond = z["tokens"], z["offsets"], z["cond"]
+            if int(z["checksum"]) != content_checksum(digests, reasons, tokens, offsets, cond, infos):
                 raise ValueError("checksum mismatch")
     except Exception:  # damaged: rebuild, never trust
         return {}
-    return {str(d): (tokens[offsets[i] : offsets[i + 1]] if not r else None, str(r))
-            for i, (d, r) in enumerate(zip(digests, reasons))}
+    return {str(d): Parsed(tokens[offsets[i] : offsets[i + 1]], cond[offsets[i] : offsets[i + 1]],
+                           json.loads(str(info)), "") if not r else Parsed(None, None, None, str(r))
+            for i, (d, r, info) in enumerate(zip(digests, reasons, infos))}
 
 
-def write_cache(path: Path, entries: dict[str, tuple[np.ndarray | None, str]]) -> None:
+def write_cache(path: Path, entries: dict[str, Parsed]) -> None:
     digests = list(entries)
-    reasons = [entries[d][1] for d in digests]
-    seqs = [entries[d][0] if entries[d][0] is not None else np.zeros(0, np.int16) for d in digests]
+    reasons = [entries[d].reason for d in digests]
+    infos = [json.dumps(entries[d].info or {}, sort_keys=True) for d in digests]
+    usable = [entries[d].tokens is not None for d in digests]
+    seqs = [entries[d].tokens if ok else np.zeros(0, np.int16) for d, ok in zip(digests, usable)]
+    conds = [entries[d].cond if ok else ch.no_conditioning(0) for d, ok in zip(digests, usable)]
     offsets = np.concatenate([[0], np.cumsum([len(s) for s in seqs])]).astype(np.int64)
     tokens = np.concatenate(seqs).astype(np.int16) if seqs else np.zeros(0, np.int16)
+    cond = np.concatenate(conds).astype(np.int16) if conds else ch.no_conditioning(0)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
     np.savez(tmp, format=CACHE_FORMAT, digests=np.array(digests, dtype=str),
-             reasons=np.array(reasons, dtype=str), tokens=tokens, offsets=offsets,
-             checksum=content_checksum(digests, reasons, tokens, offsets))
+             reasons=np.array(reasons, dtype=str), tokens=tokens, offsets=offsets, cond=cond,
+             infos=np.array(infos, dtype=str),
+             checksum=content_checksum(digests, reasons, tokens, offsets, cond, infos))
     os.replace(tmp, path)  # atomic: a reader never sees half a cache
 
 
-def content_checksum(digests, reasons, tokens, offsets) -> int:
+def content_checksum(digests, reasons, tokens, offsets, cond, infos) -> int:
     crc = zlib.crc32("\n".join(map(str, digests)).encode())
     crc = zlib.crc32("\n".join(map(str, reasons)).encode(), crc)
+    crc = zlib.crc32("\n".join(map(str, infos)).encode(), crc)
     crc = zlib.crc32(np.ascontiguousarray(tokens, dtype=np.int16).tobytes(), crc)
+    crc = zlib.crc32(np.ascontiguousarray(cond, dtype=np.int16).tobytes(), crc)
     return zlib.crc32(np.ascontiguousarray(offsets, dtype=np.int64).tobytes(), crc)
 
 
@@ -380,6 +427,11 @@ class Batch:
     mask: np.ndarray  # bool [B, W]
     labels: np.ndarray  # int32 [B]: 1 for the positive label
     file_index: np.ndarray  # int64 [B]
+    cond: np.ndarray | None = None  # int32 [B, W, chords.COND_SIZE]: chord conditioning per token
+
+    def __post_init__(self):
+        if self.cond is None:
+            self.cond = np.broadcast_to(ch.NO_COND.astype(np.int32), self.tokens.shape + (ch.COND_SIZE,))
 
 
 def window_starts(corpus: Corpus, indices: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -403,16 +455,20 @@ def window_starts(corpus: Corpus, indices: np.ndarray, window: int) -> tuple[np.
 
 def cut_windows(corpus: Corpus, files: np.ndarray, starts: np.ndarray, window: int,
                 transpose: np.ndarray | None = None) -> Batch:
-    """Windows at the given starts, padded with PAD past each file's end."""
+    """Windows at the given starts, padded with PAD (and no-chord rows) past each file's end;
+    `transpose` moves the notes and the chords of each window."""
     ends = corpus.offsets[files + 1]
     pos = starts[:, None] + np.arange(window)[None, :]
     mask = pos < ends[:, None]
-    tokens = np.where(mask, corpus.tokens[np.minimum(pos, len(corpus.tokens) - 1)], enc.PAD).astype(np.int32)
+    clipped = np.minimum(pos, len(corpus.tokens) - 1)
+    tokens = np.where(mask, corpus.tokens[clipped], enc.PAD).astype(np.int32)
+    cond = np.where(mask[..., None], corpus.cond[clipped], ch.NO_COND).astype(np.int32)
     if transpose is not None:
         is_pitch = corpus.vocab.token_type[tokens] == enc.T_PITCH
         tokens = np.where(is_pitch, tokens + transpose[:, None], tokens).astype(np.int32)
+        cond = ch.transpose_conditioning(cond, transpose)
     labels = corpus.is_positive[files].astype(np.int32)
-    return Batch(tokens, mask, labels, files)
+    return Batch(tokens, mask, labels, files, cond)
 
 
 def transpose_limits(corpus: Corpus, files: np.ndarray, starts: np.ndarray, window: int,
@@ -476,10 +532,12 @@ class WindowSampler:
             k += 1
 
 
-def tile_windows(sequences: list[np.ndarray], vocab: Vocab, window: int) -> Batch:
+def tile_windows(sequences: list[np.ndarray], vocab: Vocab, window: int,
+                 conds: list[np.ndarray] | None = None) -> Batch:
     """Deterministic windows tiling each sequence: note-boundary starts at least `window` apart,
-    padded with PAD. `file_index` says which sequence a window came from."""
-    tokens, masks, owners = [], [], []
+    padded with PAD. `file_index` says which sequence a window came from; `conds` (chord rows
+    aligned with each sequence) are cut the same way."""
+    tokens, masks, owners, cond_rows = [], [], [], []
     for k, seq in enumerate(sequences):
         seq = np.asarray(seq, dtype=np.int64)
         types = vocab.token_type[seq]
@@ -490,6 +548,9 @@ def tile_windows(sequences: list[np.ndarray], vocab: Vocab, window: int) -> Batc
             if start - last >= window:
                 piece = seq[start : start + window]
                 tokens.append(np.pad(piece, (0, window - len(piece)), constant_values=enc.PAD))
+                if conds is not None:
+                    rows = conds[k][start : start + window]
+                    cond_rows.append(np.concatenate([rows, ch.no_conditioning(window - len(rows))]))
                 masks.append(np.arange(window) < len(piece))
                 owners.append(k)
                 last = start
@@ -497,15 +558,17 @@ def tile_windows(sequences: list[np.ndarray], vocab: Vocab, window: int) -> Batc
         return Batch(np.zeros((0, window), np.int32), np.zeros((0, window), bool),
                      np.zeros(0, np.int32), np.zeros(0, np.int64))
     return Batch(np.stack(tokens).astype(np.int32), np.stack(masks), np.zeros(len(tokens), np.int32),
-                 np.array(owners, dtype=np.int64))
+                 np.array(owners, dtype=np.int64),
+                 np.stack(cond_rows).astype(np.int32) if conds is not None else None)
 
 
 def eval_windows(corpus: Corpus, indices: np.ndarray, window: int) -> Batch:
     """`tile_windows` over corpus files; `file_index` and `labels` refer to the corpus."""
     indices = np.asarray(indices, dtype=np.int64)
-    batch = tile_windows([corpus.sequence(i) for i in indices], corpus.vocab, window)
+    batch = tile_windows([corpus.sequence(i) for i in indices], corpus.vocab, window,
+                         [corpus.conditioning(i) for i in indices])
     files = indices[batch.file_index] if len(indices) else batch.file_index
-    return Batch(batch.tokens, batch.mask, corpus.is_positive[files].astype(np.int32), files)
+    return Batch(batch.tokens, batch.mask, corpus.is_positive[files].astype(np.int32), files, batch.cond)
 
 
 def corpus_summary(corpus: Corpus) -> dict:
@@ -530,6 +593,39 @@ def corpus_summary(corpus: Corpus) -> dict:
         "labels": labels,
         "groups": len({g for g in corpus.groups if g}),
         "skipped": [{"path": p, "reason": r} for p, r in corpus.skipped],
+        "chords": chord_summary(corpus),
         "encoding": json.loads(corpus.config.to_json()),
         "fingerprint": corpus.fingerprint(),
     }
+
+
+def chord_summary(corpus: Corpus) -> dict:
+    """Chords per label: where they came from, coverage (share of notes under a parsed chord),
+    parse rate (share of notes under a chord symbol whose symbol parsed), the quality histogram
+    of the changes; and every unparsed symbol with its count and files."""
+    labels: dict[str, dict] = {}
+    unparsed: dict[str, dict] = {}
+    for i, (label, info) in enumerate(zip(corpus.labels, corpus.chord_info)):
+        info = info or {}
+        row = labels.setdefault(label, {"files": 0, "files_with_chords": 0, "notes": 0,
+                                        "notes_with_symbol": 0, "notes_with_chord": 0,
+                                        "sources": {}, "qualities": {}})
+        row["files"] += 1
+        source = info.get("source", "none")
+        row["sources"][source] = row["sources"].get(source, 0) + 1
+        row["files_with_chords"] += int(source != "none")
+        for k in ("notes", "notes_with_symbol", "notes_with_chord"):
+            row[k] += int(info.get(k, 0))
+        for q, n in info.get("qualities", {}).items():
+            row["qualities"][q] = row["qualities"].get(q, 0) + int(n)
+        for sym, n in info.get("unparsed", {}).items():
+            u = unparsed.setdefault(sym, {"symbol": sym, "count": 0, "files": {}})
+            u["count"] += int(n)
+            u["files"][corpus.paths[i]] = int(n)
+    for row in labels.values():
+        row["coverage"] = row["notes_with_chord"] / row["notes"] if row["notes"] else 0.0
+        row["parsed_share"] = (row["notes_with_chord"] / row["notes_with_symbol"]
+                               if row["notes_with_symbol"] else None)
+        row["qualities"] = dict(sorted(row["qualities"].items(), key=lambda kv: (-kv[1], kv[0])))
+    return {"labels": labels,
+            "unparsed": sorted(unparsed.values(), key=lambda u: (-u["count"], u["symbol"]))}

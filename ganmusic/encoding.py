@@ -287,6 +287,7 @@ class EncodeStats:
     dropped_out_of_range: int = 0
     merged: int = 0  # notes merged onto another at the same grid onset and pitch (or skyline)
     drum_notes: int = 0
+    origin_beats: float = 0.0  # where grid step 0 lies in the file, in beats
     extra: dict = field(default_factory=dict)
 
 
@@ -330,6 +331,7 @@ def midi_to_notes(midi, config: EncodingConfig, stats: EncodeStats | None = None
     if len(start_beats) == 0:
         return []
     origin = np.floor(start_beats.min() + 1e-9)
+    stats.origin_beats = float(origin)
     onsets = np.rint((start_beats - origin) * spb).astype(np.int64)
     durations = np.maximum(np.rint((end_beats - start_beats) * spb).astype(np.int64), 1)
     notes = [Note(int(o), int(p), int(d)) for o, p, d in zip(onsets, pitches[in_range], durations)]
@@ -361,12 +363,38 @@ def notes_to_midi(notes: Sequence[Note], config: EncodingConfig, tempo: float = 
     return midi
 
 
-def load_midi(path) -> "object":
-    """Parse a MIDI file; any failure becomes a `MidiError` with a one-line reason."""
+def midi_from_bytes(data: bytes):
+    """A `pretty_midi.PrettyMIDI` from file bytes, parsed once by mido; marker events, which
+    pretty_midi does not keep, are added as `midi.markers` (`pretty_midi.Text`, like
+    `text_events`) for the chord reader. Raises whatever mido raises on bad bytes."""
+    import io
+
+    import mido
     import pretty_midi
 
+    mido_file = mido.MidiFile(file=io.BytesIO(data), charset="latin1")
+    midi = pretty_midi.PrettyMIDI(mido_object=mido_file)
+    markers = []
+    for track in mido_file.tracks:
+        tick = 0
+        for msg in track:
+            tick += msg.time
+            if msg.type == "marker":
+                markers.append(pretty_midi.Text(msg.text, midi.tick_to_time(tick)))
+    midi.markers = sorted(markers, key=lambda m: m.time)
+    return midi
+
+
+def load_midi(path) -> "object":
+    """Parse a MIDI file (markers kept, see `midi_from_bytes`); any failure becomes a
+    `MidiError` with a one-line reason."""
     try:
-        return pretty_midi.PrettyMIDI(str(path))
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as exc:
+        raise MidiError(f"cannot read file ({exc.strerror})") from None
+    try:
+        return midi_from_bytes(data)
     except Exception as exc:  # mido/pretty_midi raise many kinds of errors on bad bytes
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise MidiError(f"not a readable MIDI file ({msg})") from None
@@ -380,8 +408,15 @@ def encode_file(path, config: EncodingConfig, stats: EncodeStats | None = None) 
     return encode_midi(load_midi(path), config, stats)
 
 
-def decode_to_midi(tokens: Sequence[int], config: EncodingConfig, tempo: float = 120.0, **kw):
-    return notes_to_midi(tokens_to_notes(tokens, Vocab(config)), config, tempo=tempo, **kw)
+def decode_to_midi(tokens: Sequence[int], config: EncodingConfig, tempo: float = 120.0, chords=None, **kw):
+    """Tokens -> MIDI; `chords` (a `chords.ChordTimeline`, beats from the first note's beat, as
+    `chords.encode_lead_sheet` gives it) is written as text events, so chords round-trip."""
+    midi = notes_to_midi(tokens_to_notes(tokens, Vocab(config)), config, tempo=tempo, **kw)
+    if chords is not None:
+        from ganmusic.chords import write_chords
+
+        write_chords(midi, chords, tempo)
+    return midi
 
 
 def transpose_tokens(tokens: np.ndarray, semitones: int, vocab: Vocab) -> np.ndarray:
