@@ -392,13 +392,10 @@ class ChordTimeline:
             else:
                 items.append((float(beat), c, c.symbol if c is not None else "NC"))
         items.sort(key=lambda x: x[0])
+        last_at_beat = [item for i, item in enumerate(items) if i + 1 == len(items) or items[i + 1][0] != item[0]]
         merged: list[tuple[float, Chord | None, str]] = []
-        for item in items:
-            if merged and merged[-1][0] == item[0]:
-                merged[-1] = item
-            elif merged and merged[-1][2] == item[2]:
-                continue
-            else:
+        for item in last_at_beat:
+            if not merged or merged[-1][2] != item[2]:
                 merged.append(item)
         return cls(np.array([b for b, _, _ in merged], dtype=np.float64),
                    tuple(c for _, c, _ in merged), tuple(t for _, _, t in merged))
@@ -539,10 +536,18 @@ def bar_starts(midi, end_beat: float) -> np.ndarray:
     return starts if len(starts) else np.zeros(1)
 
 
-def _events_by_source(midi) -> dict[str, list]:
-    return {"text": list(getattr(midi, "text_events", []) or []),
-            "marker": list(getattr(midi, "markers", []) or []),
-            "lyric": list(getattr(midi, "lyrics", []) or [])}
+def _events_by_source(midi) -> dict[str, list[tuple[float, str]]]:
+    return {name: [(e.time, midi_text(e.text)) for e in getattr(midi, attr, None) or []]
+            for name, attr in (("text", "text_events"), ("marker", "markers"), ("lyric", "lyrics"))}
+
+
+def midi_text(text: str) -> str:
+    """MIDI meta-event text as mido reads it (latin-1) back to what was meant: UTF-8 bytes (how
+    `write_chords` and most tools store `Δ`) are decoded as UTF-8, anything else stays latin-1."""
+    try:
+        return text.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return text
 
 
 @dataclass
@@ -563,15 +568,16 @@ def read_chord_source(midi, path=None, sidecar_text: str | None = None) -> Chord
     for name, events in _events_by_source(midi).items():
         if not events:
             continue
-        parsed = [try_parse(e.text) for e in events]
+        parsed = [try_parse(text) for _, text in events]
         n_chords = sum(ok and c is not None for c, ok in parsed)
-        if n_chords and (best is None or n_chords > best[0]):
+        all_read = all(ok for _, ok in parsed)  # e.g. only "NC": a solo without changes
+        if (n_chords or all_read) and (best is None or n_chords > best[0]):
             best = (n_chords, name, events, parsed)
     if best is not None:
         _, name, events, parsed = best
-        beats = seconds_to_beats(midi, np.array([e.time for e in events], dtype=np.float64))
-        unparsed = Counter(e.text.strip() for e, (_, ok) in zip(events, parsed) if not ok)
-        return ChordSource(ChordTimeline.from_changes(zip(beats, (e.text for e in events))), unparsed, name)
+        beats = seconds_to_beats(midi, np.array([time for time, _ in events], dtype=np.float64))
+        unparsed = Counter(text.strip() for (_, text), (_, ok) in zip(events, parsed) if not ok)
+        return ChordSource(ChordTimeline.from_changes(zip(beats, (text for _, text in events))), unparsed, name)
     if sidecar_text is None and path is not None and sidecar_path(path).is_file():
         sidecar_text = sidecar_path(path).read_text(encoding="utf-8", errors="replace")
     if sidecar_text is not None:
@@ -579,8 +585,8 @@ def read_chord_source(midi, path=None, sidecar_text: str | None = None) -> Chord
         timeline, unparsed = parse_changes(sidecar_text, bar_starts(midi, end + 4096.0))
         return ChordSource(timeline, unparsed, "sidecar")
     # Nothing parsed anywhere: text that looks like a chord symbol is still reported.
-    unparsed = Counter(e.text.strip() for events in _events_by_source(midi).values() for e in events
-                       if _LOOKS_LIKE_CHORD.match(e.text.strip()) and not is_no_chord_symbol(e.text))
+    unparsed = Counter(text.strip() for events in _events_by_source(midi).values() for _, text in events
+                       if _LOOKS_LIKE_CHORD.match(text.strip()) and not is_no_chord_symbol(text))
     return ChordSource(ChordTimeline(), unparsed, "none")
 
 
@@ -598,12 +604,14 @@ def read_chords(midi, path=None) -> tuple[ChordTimeline, Counter]:
 
 def write_chords(midi, timeline: ChordTimeline, tempo: float) -> None:
     """Add the timeline's texts as MIDI text events (what `read_chords` reads back) to a
-    `pretty_midi.PrettyMIDI` written at one `tempo`."""
+    `pretty_midi.PrettyMIDI` written at one `tempo`; text beyond ASCII (`Δ`, `ø`) is stored as
+    UTF-8 bytes."""
     import pretty_midi
 
     seconds_per_beat = 60.0 / float(tempo)
     for beat, text in zip(timeline.beats.tolist(), timeline.texts):
-        midi.text_events.append(pretty_midi.Text(text, beat * seconds_per_beat))
+        stored = text.encode("utf-8").decode("latin-1")  # mido writes latin-1: these bytes
+        midi.text_events.append(pretty_midi.Text(stored, beat * seconds_per_beat))
     midi.text_events.sort(key=lambda e: e.time)
 
 
@@ -710,7 +718,8 @@ def chord_features(cond, steps_per_beat: int, xp=np):
     """float32 [..., feature_size] model inputs from int rows [..., COND_SIZE]: current and next
     root one-hot (all zero for no chord) and 12 pitch-class bits each, a has-chord flag for
     both, the beat in the bar (one-hot, `MAX_BEATS_IN_BAR`), the step in the beat (one-hot),
-    the fraction of the bar gone and the beats to the next change (scaled to 0..1)."""
+    the fraction of the bar gone and the beats to the next change (scaled to 0..1, 1 when none
+    comes). BOS, EOS and PAD rows give all zeros."""
     cond = xp.asarray(cond).astype(xp.int32)
     pcs = xp.arange(12)
     parts = []
@@ -727,8 +736,8 @@ def chord_features(cond, steps_per_beat: int, xp=np):
     parts.append(((step % steps_per_beat == xp.arange(steps_per_beat)) & has_bar).astype(xp.float32))
     parts.append(xp.where(has_bar, step / xp.maximum(length, 1), 0).astype(xp.float32))
     to_next = cond[..., TO_NEXT : TO_NEXT + 1]
-    parts.append(xp.where(to_next >= 0, xp.minimum(to_next / (steps_per_beat * MAX_TO_NEXT_BEATS), 1.0),
-                          1.0).astype(xp.float32))
+    far = xp.where(to_next >= 0, xp.minimum(to_next / (steps_per_beat * MAX_TO_NEXT_BEATS), 1.0), 1.0)
+    parts.append(xp.where(has_bar, far, 0.0).astype(xp.float32))  # BOS/EOS/PAD: all zeros
     return xp.concatenate(parts, axis=-1)
 
 

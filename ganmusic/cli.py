@@ -78,7 +78,8 @@ def data_inspect(
     workers: Optional[int] = typer.Option(None, help="Parser processes (default: all cores)."),
     seed: int = typer.Option(0, help="Seed of the train/val/test split."),
 ):
-    """Parse a corpus (cached) and report files, notes, splits and skipped files."""
+    """Parse a corpus (cached) and report files, notes, splits, skipped files and chords
+    (coverage and quality histogram per label, every unparsed symbol with its files)."""
     from ganmusic import data, plots
 
     corpus = data.load_corpus(path, encoding_options(steps_per_beat, melody), positive=positive,
@@ -98,17 +99,56 @@ def data_inspect(
             table.add_column(col, justify="left" if col == "label" else "right")
         for label, row in summary["labels"].items():
             table.add_row(label, *(f"{row[k]:,}" for k in ("files", "notes", "tokens", "train", "val", "test")))
-        console.print(table)
+        print_result(table)
         if corpus.skipped:
             skipped = Table(title=f"skipped files ({len(corpus.skipped)})")
             skipped.add_column("file")
             skipped.add_column("reason")
             for p, reason in corpus.skipped:
                 skipped.add_row(p, reason)
-            console.print(skipped)
+            print_result(skipped)
+        print_chord_tables(summary["chords"])
         console.print(f"report: {report_path}" + (f"\nhistograms: {png}" if png else ""))
     if len(corpus) == 0:
         fail(f"{path}: no usable MIDI file ({len(corpus.skipped)} skipped)", code=1)
+
+
+def print_chord_tables(chords: dict, top: int = 24):
+    """Chord coverage per label, the quality histogram (changes per quality) and every unparsed
+    symbol with its count and files."""
+    labels = chords["labels"]
+    if not any(row["files_with_chords"] for row in labels.values()) and not chords["unparsed"]:
+        print_result("chords: none in any file (every note is 'no chord')")
+        return
+    table = Table(title="chords per label")
+    for col in ("label", "files with chords", "notes", "under a chord", "coverage", "parsed"):
+        table.add_column(col, justify="left" if col == "label" else "right")
+    for label, row in labels.items():
+        parsed = "-" if row["parsed_share"] is None else f"{row['parsed_share']:.2%}"
+        table.add_row(label, f"{row['files_with_chords']:,} / {row['files']:,}", f"{row['notes']:,}",
+                      f"{row['notes_with_chord']:,}", f"{row['coverage']:.1%}", parsed)
+    print_result(table)
+    qualities: dict[str, int] = {}
+    for row in labels.values():
+        for q, n in row["qualities"].items():
+            qualities[q] = qualities.get(q, 0) + n
+    hist = Table(title=f"chord qualities (changes per label; top {min(top, len(qualities))} of {len(qualities)})")
+    hist.add_column("quality")
+    for label in labels:
+        hist.add_column(label, justify="right")
+    for q, _ in sorted(qualities.items(), key=lambda kv: (-kv[1], kv[0]))[:top]:
+        hist.add_row(q, *(f"{labels[label]['qualities'].get(q, 0):,}" for label in labels))
+    print_result(hist)
+    if chords["unparsed"]:
+        bad = Table(title=f"unparsed chord symbols ({len(chords['unparsed'])}; treated as no chord)")
+        for col in ("symbol", "count", "files"):
+            bad.add_column(col, justify="right" if col == "count" else "left")
+        for u in chords["unparsed"]:
+            files = sorted(u["files"])
+            bad.add_row(u["symbol"], f"{u['count']:,}", ", ".join(files[:3]) + (f" (+{len(files) - 3} more)" if len(files) > 3 else ""))
+        print_result(bad)
+    else:
+        print_result("unparsed chord symbols: none")
 
 
 # ---------------------------------------------------------------------------------------------

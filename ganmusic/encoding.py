@@ -373,15 +373,16 @@ def midi_from_bytes(data: bytes):
     import pretty_midi
 
     mido_file = mido.MidiFile(file=io.BytesIO(data), charset="latin1")
-    midi = pretty_midi.PrettyMIDI(mido_object=mido_file)
-    markers = []
+    marker_ticks = []  # read before pretty_midi, which turns delta times into absolute ones
     for track in mido_file.tracks:
         tick = 0
         for msg in track:
             tick += msg.time
             if msg.type == "marker":
-                markers.append(pretty_midi.Text(msg.text, midi.tick_to_time(tick)))
-    midi.markers = sorted(markers, key=lambda m: m.time)
+                marker_ticks.append((tick, msg.text))
+    midi = pretty_midi.PrettyMIDI(mido_object=mido_file)
+    midi.markers = sorted((pretty_midi.Text(text, midi.tick_to_time(tick)) for tick, text in marker_ticks),
+                          key=lambda m: m.time)
     return midi
 
 
