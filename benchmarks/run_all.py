@@ -31,6 +31,11 @@ HEADLINES = {
         ("cached reload, s", ("second_cached", "seconds"), "{:.3f}", "< 1"),
         ("peak RSS of the build, MiB", ("first_parallel", "peak_rss_mib"), "{:.0f}", "< 1024"),
     ],
+    "inspect_bench": [
+        ("data inspect per note, lead sheets / jazz-vs-folk, first parse (CPU)", ("ratios_per_note", "first_cpu_s"), "{:.2f}x", "<= 1.5x"),
+        ("data inspect per note, lead sheets / jazz-vs-folk, cached (CPU)", ("ratios_per_note", "cached_cpu_s"), "{:.2f}x", "<= 1.5x"),
+        ("lead sheets: notes under a chord symbol parsed", ("results", "lead-sheets", "first", "parsed_share"), "{:.2%}", ">= 99%"),
+    ],
     "score_bench": [
         ("score, files/s end to end", ("files_per_second",), "{:.0f}", ">= 100"),
     ],
