@@ -439,6 +439,13 @@ class ChordTimeline:
     def steps(self, steps_per_beat: int) -> np.ndarray:
         return np.rint(self.beats * steps_per_beat).astype(np.int64)
 
+    def arrays(self, steps_per_beat: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`(change steps, roots, masks)` as int arrays (root -1, mask 0: no chord), for lookups
+        inside jitted code (`searchsorted` on the steps)."""
+        return (self.steps(steps_per_beat),
+                np.array([c.root if c is not None else -1 for c in self.chords], dtype=np.int32),
+                np.array([c.pitch_classes if c is not None else 0 for c in self.chords], dtype=np.int32))
+
 
 # ---------------------------------------------------------------------------------------------
 # Reading chords and bars from MIDI
@@ -690,6 +697,23 @@ def conditioning(tokens: np.ndarray, vocab, timeline: ChordTimeline | None = Non
         out[:, TO_NEXT] = np.where(has_next, np.concatenate([change, [0]])[nx_idx] - pos, -1)
     out[~is_note] = NO_COND
     return np.clip(out, -32768, 32767).astype(np.int16)
+
+
+def bar_numbers(tokens: np.ndarray, cond: np.ndarray, vocab) -> np.ndarray:
+    """Bar number (0 = the first note's bar) of every token, from the rows' bar positions;
+    empty bars between notes are counted at the length of the bar before them. Specials: -1."""
+    pos = note_positions(tokens, vocab)
+    has_bar = cond[:, BAR_STEPS] > 0
+    out = np.full(len(pos), -1, dtype=np.int64)
+    if not has_bar.any():
+        return out
+    starts = (pos - cond[:, BAR_STEP])[has_bar]
+    lengths = cond[has_bar, BAR_STEPS].astype(np.int64)
+    first = np.flatnonzero(np.diff(starts, prepend=starts[0] - 1) != 0)  # first token of each new bar
+    gaps = np.diff(starts[first]) / np.maximum(lengths[first][:-1], 1)
+    numbers = np.concatenate([[0], np.cumsum(np.maximum(np.rint(gaps), 1))]).astype(np.int64)
+    out[has_bar] = numbers[np.searchsorted(first, np.arange(len(starts)), side="right") - 1]
+    return out
 
 
 def transpose_conditioning(cond, semitones, xp=np):

@@ -301,6 +301,17 @@ def test_every_token_of_a_note_gets_the_chord_at_its_onset_and_the_next_one(tmp_
     assert feats[1, :12].argmax() == 2 and feats[0].sum() == 0
 
 
+def test_bar_numbers_count_empty_bars(tmp_path):
+    notes = [(0.5, 1, 60), (3, 1, 62), (4, 1, 64), (13, 1, 65), (13.5, 0.5, 67)]  # bars 0, 0, 1, 3, 3
+    path = write_lead_sheet(tmp_path / "song.mid", notes, [], kind="none")
+    lead = ch.encode_lead_sheet(enc.load_midi(path), CONFIG)
+    bars = ch.bar_numbers(lead.tokens, lead.cond, VOCAB)
+    assert bars[0] == -1 and bars[-1] == -1
+    assert bars[1:-1:3].tolist() == [0, 0, 1, 3, 3]
+    steps, roots, masks = ChordTimeline.from_changes([(0, "C"), (2, "NC")]).arrays(12)
+    assert steps.tolist() == [0, 24] and roots.tolist() == [0, -1] and masks.tolist() == [0b10010001, 0]
+
+
 def test_files_without_chords_get_no_chord_rows_and_still_bars(tmp_path):
     path = write_lead_sheet(tmp_path / "song.mid", LINE, [], kind="none")
     lead = ch.encode_lead_sheet(enc.load_midi(path), CONFIG)
