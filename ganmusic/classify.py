@@ -368,10 +368,10 @@ def score_files(classifier: Classifier, paths: list[str | Path], workers: int | 
     all files then go through the model together in fixed-size batches."""
     paths = [str(p) for p in paths]
     parsed = data.parse_files(paths, classifier.encoding, min_notes=1, workers=workers, progress=progress)
-    good = [k for k, (tokens, _) in enumerate(parsed) if tokens is not None]
-    scores = dict(zip(good, classifier.score_sequences([parsed[k][0] for k in good])))
+    good = [k for k, p in enumerate(parsed) if p.tokens is not None]
+    scores = dict(zip(good, classifier.score_sequences([parsed[k].tokens for k in good])))
     results = []
-    for k, (path, (tokens, reason)) in enumerate(zip(paths, parsed)):
+    for k, (path, (tokens, _, _, reason)) in enumerate(zip(paths, parsed)):
         if tokens is None:
             results.append({"file": path, "error": reason})
         else:

@@ -99,7 +99,7 @@ def read_midi_folder(folder: Path, name: str, encoding: EncodingConfig, progress
         raise EvaluateError(f"{folder}: no MIDI files (and not a run folder)")
     parsed = data.parse_files([str(p) for p in paths], encoding, min_notes=1, workers=None, progress=progress)
     source = Source(name, str(folder), "midi")
-    for path, (tokens, reason) in zip(paths, parsed):
+    for path, (tokens, _, _, reason) in zip(paths, parsed):
         if tokens is None:
             source.errors.append({"file": str(path), "error": reason})
             console.print(f"[yellow]skipped[/] {path}: {reason}", highlight=False, soft_wrap=True)
