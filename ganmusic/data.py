@@ -613,7 +613,7 @@ def chord_summary(corpus: Corpus) -> dict:
         row["files"] += 1
         source = info.get("source", "none")
         row["sources"][source] = row["sources"].get(source, 0) + 1
-        row["files_with_chords"] += int(source != "none")
+        row["files_with_chords"] += int(bool(info.get("qualities")))  # at least one parsed chord
         for k in ("notes", "notes_with_symbol", "notes_with_chord"):
             row[k] += int(info.get(k, 0))
         for q, n in info.get("qualities", {}).items():
