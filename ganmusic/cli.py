@@ -511,9 +511,12 @@ def sample(
 @app.command("evaluate")
 @user_errors
 def evaluate(
-    inputs: list[Path] = typer.Argument(..., help="Run folders (their samples are generated) or folders of MIDI files."),
+    inputs: list[Path] = typer.Argument(..., help="Run folders (their samples are generated), folders of MIDI files, "
+                                                  "or labelled corpora (their held-out test split of the positive label)."),
     against: Optional[Path] = typer.Option(None, help="Reference: a labelled corpus (its held-out test split of the "
                                                       "positive label) or a folder of MIDI. Default: the first run's data."),
+    reference_split: str = typer.Option("test", help="The reference's split when --against is a labelled corpus "
+                                                     "(train: to measure real held-out music against real music)."),
     classifier: Optional[Path] = typer.Option(None, help="A classifier for jazziness; use one the runs never trained against."),
     num: int = typer.Option(256, min=1, help="Samples per run."),
     length: int = typer.Option(384, min=24, help="Tokens per sample and per chunk of every source (3 per note)."),
@@ -533,11 +536,12 @@ def evaluate(
     if out is None:
         out = inputs[0] / "eval" if len(inputs) == 1 and ev.is_run(inputs[0]) else Path("eval")
     report = ev.evaluate(inputs, out, against=against, classifier=classifier, num=num, length=length, seed=seed,
-                         checkpoint=checkpoint, sampling_config=sampling_config)
-    table = Table(title=f"evaluation against {report['reference']} ({length}-token chunks)")
+                         checkpoint=checkpoint, sampling_config=sampling_config, reference_split=reference_split)
+    table = Table(title=f"evaluation against {report['reference']} ({length}-token chunks; "
+                        "in brackets: distance to real)")
     table.add_column("metric")
-    table.add_column("better")
-    for name in report["sources"]:
+    table.add_column("real", justify="right")
+    for name in list(report["sources"])[1:]:
         table.add_column(name, justify="right")
     for row in ev.summary_table(report):
         table.add_row(*row)

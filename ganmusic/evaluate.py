@@ -19,9 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ganmusic import data, metrics
+from ganmusic import data, metrics, realism
 from ganmusic import encoding as enc
-from ganmusic.encoding import EncodingConfig, Vocab
+from ganmusic.encoding import EncodingConfig, Note, Vocab
 from ganmusic.ui import console, maybe_progress
 
 REFERENCE = "reference"
@@ -33,6 +33,94 @@ class EvaluateError(ValueError):
 
 
 @dataclass
+class Piece:
+    """A whole piece on the grid with its bar lines and, where the file has them, its chords.
+
+    `bar_starts` in grid steps on the notes' time line (bars before the first note may start
+    below 0); per note the sounding chord as a 12-bit pitch-class mask (0: no chord) and its root
+    (-1), or None when the source has no chords at all."""
+
+    notes: list[Note]
+    bar_starts: np.ndarray
+    group: str
+    chord_masks: np.ndarray | None = None
+    chord_roots: np.ndarray | None = None
+
+
+def piece_from_tokens(tokens: np.ndarray, vocab: Vocab, group: str) -> Piece:
+    """A generated sequence: 4/4 bars from its first step, no chords."""
+    notes = enc.tokens_to_notes(tokens, vocab)
+    spb = vocab.config.steps_per_beat
+    end = max((n.onset + n.duration for n in notes), default=0)
+    return Piece(notes, np.arange(0, end + 4 * spb, 4 * spb, dtype=np.float64), group)
+
+
+def read_piece(path: str | Path, config: EncodingConfig, group: str | None = None) -> Piece:
+    """A MIDI file's notes as the encoding sees them (same grid, same origin) with its bar lines
+    from its time signatures (4/4 where it has none) and the chords of its chord symbols."""
+    midi = enc.load_midi(path)
+    notes = enc.midi_to_notes(midi, config)
+    spb = config.steps_per_beat
+    starts = [n.start for inst in midi.instruments if not inst.is_drum for n in inst.notes
+              if config.pitch_min <= n.pitch <= config.pitch_max]
+    origin = np.floor(enc.seconds_to_beats(midi, np.array([min(starts)]))[0] + 1e-9) if starts else 0.0
+    end_beat = max((n.onset + n.duration for n in notes), default=0) / spb + origin
+    downbeats = enc.seconds_to_beats(midi, np.asarray(midi.get_downbeats(), dtype=np.float64))
+    downbeats = downbeats[downbeats <= end_beat + 1e-9] if len(downbeats) else np.array([0.0])
+    masks, roots = note_chords(midi, [n.onset / spb + origin for n in notes], str(path))
+    return Piece(notes, (downbeats - origin) * spb, group or str(path), masks, roots)
+
+
+# Provisional chord reading (the lead-sheet corpus's own syntax, `ROOT[QUALITY][/BASS]` text
+# events) until the chord reader of `ganmusic.chords` replaces it.
+_ROOTS = {"C": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "F": 5, "F#": 6, "Gb": 6, "G": 7,
+          "G#": 8, "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11, "Cb": 11}
+_QUALITIES = {
+    "": (0, 4, 7), "m": (0, 3, 7), "7": (0, 4, 7, 10), "maj7": (0, 4, 7, 11), "m7": (0, 3, 7, 10),
+    "m7b5": (0, 3, 6, 10), "dim": (0, 3, 6), "dim7": (0, 3, 6, 9), "aug": (0, 4, 8), "aug7": (0, 4, 8, 10),
+    "augMaj7": (0, 4, 8, 11), "6": (0, 4, 7, 9), "m6": (0, 3, 7, 9), "69": (0, 2, 4, 7, 9), "m69": (0, 2, 3, 7, 9),
+    "sus2": (0, 2, 7), "sus4": (0, 5, 7), "7sus4": (0, 5, 7, 10), "9sus4": (0, 2, 5, 7, 10),
+    "13sus4": (0, 2, 5, 7, 9, 10), "mMaj7": (0, 3, 7, 11), "9": (0, 2, 4, 7, 10), "m9": (0, 2, 3, 7, 10),
+    "maj9": (0, 2, 4, 7, 11), "11": (0, 2, 4, 5, 7, 10), "m11": (0, 2, 3, 5, 7, 10), "13": (0, 2, 4, 7, 9, 10),
+    "m13": (0, 2, 3, 7, 9, 10), "7b9": (0, 1, 4, 7, 10), "7#9": (0, 3, 4, 7, 10), "7#11": (0, 4, 6, 7, 10),
+    "7b13": (0, 4, 7, 8, 10), "7b9b13": (0, 1, 4, 7, 8, 10), "7#9#11": (0, 3, 4, 6, 7, 10),
+    "7alt": (0, 1, 3, 4, 6, 8, 10), "maj7#11": (0, 4, 6, 7, 11), "add9": (0, 2, 4, 7), "madd9": (0, 2, 3, 7),
+}
+
+
+def _chord(symbol: str) -> tuple[int, int] | None:
+    """(pitch-class mask, root) of a lead-sheet symbol; (0, -1) for NC; None if unparseable."""
+    symbol = symbol.strip()
+    if symbol == "NC":
+        return 0, -1
+    body, _, bass = symbol.partition("/")
+    root_name = body[:2] if body[:2] in _ROOTS else body[:1]
+    quality = body[len(root_name):]
+    if root_name not in _ROOTS or quality not in _QUALITIES or (bass and bass not in _ROOTS):
+        return None
+    root = _ROOTS[root_name]
+    mask = sum(1 << ((root + i) % 12) for i in _QUALITIES[quality])
+    return mask | (1 << _ROOTS[bass] if bass else 0), root
+
+
+def note_chords(midi, onset_beats, path: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Per note the chord sounding at its onset (mask, root) from the file's text events; (None,
+    None) when the file has no chord symbols."""
+    events = [(t.time, _chord(t.text)) for t in midi.text_events]
+    events = [(time, chord) for time, chord in events if chord is not None]
+    if not events:
+        return None, None
+    times = enc.seconds_to_beats(midi, np.array([time for time, _ in events]))
+    order = np.argsort(times, kind="stable")
+    times = times[order]
+    masks = np.array([events[i][1][0] for i in order] + [0], dtype=np.int64)
+    roots = np.array([events[i][1][1] for i in order] + [-1], dtype=np.int64)
+    idx = np.searchsorted(times, np.asarray(onset_beats, dtype=np.float64) + 1e-6, side="right") - 1
+    idx = np.where(idx < 0, len(times), idx)  # before the first symbol: no chord
+    return masks[idx], roots[idx]
+
+
+@dataclass
 class Source:
     """One column of the report: token chunks, each `BOS, notes...` of at most `length` tokens."""
 
@@ -41,6 +129,7 @@ class Source:
     kind: str  # "run", "midi" or "reference"
     chunks: list[np.ndarray] = field(default_factory=list)
     sequences: list[np.ndarray] = field(default_factory=list)  # whole pieces, before chunking
+    pieces: list[Piece] = field(default_factory=list)  # the same pieces with bars and chords
     run_dir: Path | None = None
     errors: list[dict] = field(default_factory=list)
 
@@ -70,20 +159,32 @@ def chunk_sequence(tokens: np.ndarray, vocab: Vocab, length: int) -> list[np.nda
 # --- building the sources --------------------------------------------------------------------
 
 
-def load_reference(against: Path, encoding: EncodingConfig, positive: str, progress: bool):
-    """(reference source, training sequences or None, the corpus when `against` is labelled)."""
+def is_labelled_corpus(path: Path) -> bool:
     try:
-        data.find_entries(against)
-        labelled = True
+        data.find_entries(path)
+        return True
     except data.CorpusError:
-        labelled = False
-    if labelled:
+        return False
+
+
+def corpus_split_pieces(corpus, indices) -> list[Piece]:
+    """The pieces of a corpus' files, grouped by the corpus' group (the performer: one
+    performer's solos are not independent samples of the style) or else by file."""
+    return [read_piece(corpus.root / corpus.paths[i], corpus.config, group=corpus.groups[i] or corpus.paths[i])
+            for i in indices]
+
+
+def load_reference(against: Path, encoding: EncodingConfig, positive: str, progress: bool, split: str = "test"):
+    """(reference source, training sequences or None, the corpus when `against` is labelled).
+    For a labelled corpus the reference is its `split` of the positive label."""
+    if is_labelled_corpus(against):
         corpus = data.load_corpus(against, encoding, positive=positive, progress=progress)
-        test = corpus.indices("test", positive=True)
-        if len(test) == 0:
-            raise EvaluateError(f"{against}: the test split has no '{positive}' files to compare against")
-        reference = Source(REFERENCE, f"{against} (test split, {positive})", "reference",
-                           sequences=[corpus.sequence(i) for i in test])
+        chosen = corpus.indices(split, positive=True)
+        if len(chosen) == 0:
+            raise EvaluateError(f"{against}: the {split} split has no '{positive}' files to compare against")
+        reference = Source(REFERENCE, f"{against} ({split} split, {positive})", "reference",
+                           sequences=[corpus.sequence(i) for i in chosen],
+                           pieces=corpus_split_pieces(corpus, chosen))
         training = [corpus.sequence(i) for i in corpus.indices("train", positive=True)]
         return reference, training, corpus
     if not against.is_dir() or not midi_files(against):
@@ -91,6 +192,16 @@ def load_reference(against: Path, encoding: EncodingConfig, positive: str, progr
     reference = read_midi_folder(against, REFERENCE, encoding, progress)
     reference.kind = "reference"
     return reference, None, None
+
+
+def read_corpus_split(path: Path, name: str, encoding: EncodingConfig, positive: str, progress: bool) -> Source:
+    """A labelled corpus given as a source: its held-out test split of the positive label."""
+    corpus = data.load_corpus(path, encoding, positive=positive, progress=progress)
+    chosen = corpus.indices("test", positive=True)
+    if len(chosen) == 0:
+        raise EvaluateError(f"{path}: the test split has no '{positive}' files")
+    return Source(name, f"{path} (test split, {positive})", "corpus", sequences=[corpus.sequence(i) for i in chosen],
+                  pieces=corpus_split_pieces(corpus, chosen))
 
 
 def read_midi_folder(folder: Path, name: str, encoding: EncodingConfig, progress: bool) -> Source:
@@ -105,6 +216,7 @@ def read_midi_folder(folder: Path, name: str, encoding: EncodingConfig, progress
             console.print(f"[yellow]skipped[/] {path}: {reason}", highlight=False, soft_wrap=True)
         else:
             source.sequences.append(tokens)
+            source.pieces.append(read_piece(path, encoding, group=str(path.relative_to(folder))))
     if not source.sequences:
         raise EvaluateError(f"{folder}: none of its {len(paths)} MIDI files is usable")
     return source
@@ -120,7 +232,9 @@ def sample_run(run_dir: Path, config, params, num: int, length: int, seed: int, 
     tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num, length,
                              sampling_config)
     sampling.write_midi_files(tokens, config.encoding, out_dir)
-    return Source(run_dir.name, str(run_dir), "run", sequences=list(tokens), run_dir=run_dir)
+    vocab = Vocab(config.encoding)
+    return Source(run_dir.name, str(run_dir), "run", sequences=list(tokens), run_dir=run_dir,
+                  pieces=[piece_from_tokens(t, vocab, f"sample{k}") for k, t in enumerate(tokens)])
 
 
 # --- measuring -----------------------------------------------------------------------------------
@@ -154,6 +268,44 @@ def aggregate(rows: list[dict]) -> dict:
     if out.get("training_ngram_share") is not None:
         out["novelty"] = 1.0 - out["training_ngram_share"]
     return out
+
+
+def lead_sheet_metrics(pieces: list[Piece], steps_per_beat: int, seed: int) -> dict:
+    """Per piece H1, H4 and GS (the Jazz Transformer's, averaged over pieces as MusDr does) and the
+    chord-tone shares over every note with a chord (all notes, and notes on beats)."""
+    h1, h4, gs = [], [], []
+    pitches, masks, beats = [], [], []
+    for piece in pieces:
+        if not piece.notes:
+            continue
+        onsets = np.array([n.onset for n in piece.notes], dtype=np.float64) / steps_per_beat
+        bars = np.asarray(piece.bar_starts, dtype=np.float64) / steps_per_beat
+        notes_pitch = np.array([n.pitch for n in piece.notes], dtype=np.int64)
+        h1.append(metrics.windowed_pitch_class_entropy(onsets, notes_pitch, bars, 1))
+        h4.append(metrics.windowed_pitch_class_entropy(onsets, notes_pitch, bars, 4))
+        gs.append(metrics.grooving_similarity(onsets, bars, seed=seed))
+        if piece.chord_masks is not None:
+            pitches.append(notes_pitch)
+            masks.append(piece.chord_masks)
+            beats.append(metrics.on_beat(onsets, bars))
+
+    def mean(values):
+        values = [v for v in values if v is not None]
+        return float(np.mean(values)) if values else None
+
+    out = {"H1": mean(h1), "H4": mean(h4), "GS": mean(gs), "chord_tone_share": None, "chord_tone_share_on_beats": None,
+           "chord_coverage": None}
+    if masks:
+        pitches, masks, beats = np.concatenate(pitches), np.concatenate(masks), np.concatenate(beats)
+        out.update(chord_tone_share=metrics.chord_tone_share(pitches, masks),
+                   chord_tone_share_on_beats=metrics.chord_tone_share(pitches, masks, beats),
+                   chord_coverage=float(np.mean(masks != 0)))
+    return out
+
+
+def realism_chunks(source: Source, notes_per_chunk: int) -> list[realism.Chunk]:
+    return [c for p in source.pieces
+            for c in realism.cut_chunks(p.notes, notes_per_chunk, p.group, p.chord_masks, p.chord_roots)]
 
 
 def overlap(rows: list[dict], reference_rows: list[dict], seed: int) -> dict:
@@ -200,9 +352,12 @@ def reference_nll(config, params, reference: Source, vocab: Vocab) -> float:
 
 def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path | None = None,
              classifier: str | Path | None = None, num: int = 256, length: int = 384, seed: int = 0,
-             checkpoint: str = "best", sampling_config=None, progress: bool = True) -> dict:
-    """Evaluate runs and/or folders of MIDI files against a reference; writes `report.json`,
-    `report.md`, `chunks.csv` and PNGs into `out_dir`; returns the report."""
+             checkpoint: str = "best", sampling_config=None, progress: bool = True,
+             reference_split: str = "test") -> dict:
+    """Evaluate runs, folders of MIDI files and labelled corpora (their held-out test split of the
+    positive label) against a reference; writes `report.json`, `report.md`, `chunks.csv` and PNGs
+    into `out_dir`; returns the report. `reference_split` picks the reference's split when
+    `against` is a labelled corpus ("train" to measure the real test split against real music)."""
     from ganmusic import classify, plots, sampling, train
 
     sampling_config = sampling_config or sampling.SamplingConfig()
@@ -223,7 +378,9 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
         against = configs[runs[0]].data
     vocab = Vocab(encoding)
 
-    reference, training, corpus = load_reference(Path(against), encoding, positive, progress)
+    if reference_split not in data.SPLITS:
+        raise EvaluateError(f"reference split must be one of {', '.join(data.SPLITS)}, not {reference_split!r}")
+    reference, training, corpus = load_reference(Path(against), encoding, positive, progress, reference_split)
     training_ngrams = None
     if training is not None:
         training_ngrams = set().union(*(metrics.note_ngrams(enc.tokens_to_notes(s, vocab)) for s in training))
@@ -240,6 +397,8 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
                     raise EvaluateError(f"{path}: its encoding differs from the other runs' and the reference's")
                 source = sample_run(path, config, params, num, length, seed, sampling_config,
                                     out_dir / "samples" / name)
+            elif is_labelled_corpus(path):
+                source = read_corpus_split(path, name, encoding, positive, progress=False)
             else:
                 source = read_midi_folder(path, name, encoding, progress=False)
             source.name = name
@@ -261,7 +420,10 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
     window = judge.window if judge else 64
     baseline = classify.train_baseline(corpus, window, seed, timing) if corpus is not None else None
 
-    report = {"reference": reference.path, "against": str(against), "num": num, "length": length, "seed": seed,
+    notes_per_chunk = max(length // 3, 1)
+    real_chunks = realism_chunks(reference, notes_per_chunk)
+    report = {"reference": reference.path, "against": str(against), "reference_split": reference_split,
+              "num": num, "length": length, "seed": seed,
               "checkpoint": checkpoint, "sampling": sampling_config.__dict__,
               "classifier": str(classifier) if classifier else None, "sources": {}}
     all_rows = {}
@@ -274,9 +436,14 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
             all_rows[source.name] = rows
             entry = {"path": source.path, "kind": source.kind, "chunks": len(source.chunks),
                      "pieces": len(source.sequences), "errors": source.errors, "means": aggregate(rows)}
+            entry["lead_sheet"] = lead_sheet_metrics(source.pieces, vocab.config.steps_per_beat, seed)
             if source is not reference:
                 entry.update(overlap(rows, reference_rows, seed))
+                entry["realism"] = realism.two_sample_test(real_chunks, realism_chunks(source, notes_per_chunk),
+                                                           vocab.config.steps_per_beat, seed)
                 advance(status=source.name)
+            else:
+                entry["realism"] = realism.real_vs_real(real_chunks, vocab.config.steps_per_beat, seed)
             scores = {}
             if judge is not None:
                 scores["p_jazz"] = classifier_scores(judge, source.chunks, encoding)
@@ -305,47 +472,114 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
 
 # --- output ------------------------------------------------------------------------------------
 
-# (label, where in a source's entry, format, better) for the summary table
+# (label, where in a source's entry, format, real): `real` is what the distance is measured to:
+# "reference" (the reference's own value: real music measured the same way), a number (the
+# ideal), or "" (a figure with no real counterpart; its label says which way is better).
 SUMMARY_ROWS = [
-    ("P(jazz), classifier", ("p_jazz",), "{:.3f}", "higher"),
+    ("two-sample accuracy (0.5: like real; real: real-vs-real floor)", ("realism", "accuracy"), "{:.3f}", "reference"),
+    ("H1, 1-bar pitch-class entropy (bits)", ("lead_sheet", "H1"), "{:.3f}", "reference"),
+    ("H4, 4-bar pitch-class entropy (bits)", ("lead_sheet", "H4"), "{:.3f}", "reference"),
+    ("GS, grooving pattern similarity", ("lead_sheet", "GS"), "{:.3f}", "reference"),
+    ("chord-tone share", ("lead_sheet", "chord_tone_share"), "{:.3f}", "reference"),
+    ("chord-tone share, notes on beats", ("lead_sheet", "chord_tone_share_on_beats"), "{:.3f}", "reference"),
+    ("P(jazz), classifier", ("p_jazz",), "{:.3f}", "reference"),
     ("  standard error", ("p_jazz_se",), "{:.3f}", ""),
-    ("P(jazz), sklearn baseline", ("p_jazz_baseline",), "{:.3f}", "higher"),
+    ("P(jazz), sklearn baseline", ("p_jazz_baseline",), "{:.3f}", "reference"),
     ("  standard error", ("p_jazz_baseline_se",), "{:.3f}", ""),
-    ("closeness (mean overlap)", ("closeness",), "{:.3f}", "higher"),
-    ("mean KL divergence", ("mean_kl",), "{:.3f}", "lower"),
-    ("NLL of reference (nats/token)", ("reference_nll",), "{:.3f}", "lower"),
-    *[(name.replace("_", " "), ("means", name), "{:.3f}", "near reference") for name in SCALAR_FEATURES],
-    ("longest repeated token n-gram", ("means", "longest_repeated_ngram"), "{:.1f}", "near reference"),
-    ("novelty (8-note n-grams not in training)", ("means", "novelty"), "{:.3f}", "near reference"),
+    ("closeness (mean overlap; 1: same as real)", ("closeness",), "{:.3f}", 1.0),
+    ("mean KL divergence (0: same as real)", ("mean_kl",), "{:.3f}", 0.0),
+    ("NLL of reference (nats/token; lower is better)", ("reference_nll",), "{:.3f}", ""),
+    *[(name.replace("_", " "), ("means", name), "{:.3f}", "reference") for name in SCALAR_FEATURES],
+    ("longest repeated token n-gram", ("means", "longest_repeated_ngram"), "{:.1f}", "reference"),
+    ("novelty (8-note n-grams not in training)", ("means", "novelty"), "{:.3f}", "reference"),
 ]
 
 
+def _lookup(entry: dict, keys) -> float | None:
+    value = entry
+    for key in keys:
+        value = value.get(key) if isinstance(value, dict) else None
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value
+
+
+def _cell(value, real, fmt: str) -> str:
+    """`value (±distance to real)`, or just the value where there is nothing to compare with."""
+    if value is None:
+        return "-"
+    if real is None:
+        return fmt.format(value)
+    return f"{fmt.format(value)} ({'+' if value >= real else '-'}{fmt.format(abs(value - real))})"
+
+
 def summary_table(report: dict) -> list[list[str]]:
-    """Rows `[metric, better, value per source...]`, only rows some source has."""
+    """Rows `[metric, real value, value and distance to real per source...]` (the sources after
+    the reference), only rows some source has."""
+    entries = list(report["sources"].values())
+    reference, others = entries[0], entries[1:]
     rows = []
-    for label, keys, fmt, better in SUMMARY_ROWS:
-        values = []
-        for entry in report["sources"].values():
-            value = entry
-            for key in keys:
-                value = value.get(key) if isinstance(value, dict) else None
-            values.append("-" if value is None or (isinstance(value, float) and math.isnan(value)) else fmt.format(value))
-        if any(v != "-" for v in values):
-            rows.append([label, better, *values])
+    for label, keys, fmt, real in SUMMARY_ROWS:
+        real_value = _lookup(reference, keys) if real == "reference" else (real if real != "" else None)
+        values = [_lookup(e, keys) for e in others]
+        if all(v is None for v in values) and (real != "reference" or real_value is None):
+            continue
+        rows.append([label, "-" if real_value is None else fmt.format(real_value),
+                     *[_cell(v, real_value, fmt) for v in values]])
+    return rows
+
+
+def jazz_transformer_table(report: dict) -> list[list[str]]:
+    """H1, H4 and GS beside the Jazz Transformer paper's Table 2 (real WJazzD, their best model)."""
+    names = list(report["sources"])
+    rows = []
+    for metric, paper in metrics.JAZZ_TRANSFORMER_TABLE2.items():
+        real_value = report["sources"][names[0]]["lead_sheet"][metric]
+        lo, hi = paper["best"]
+        rows.append([metric, f"{paper['real']:.2f}", f"{lo:.2f}-{hi:.2f}",
+                     "-" if real_value is None else f"{real_value:.3f} ({'+' if real_value >= paper['real'] else '-'}"
+                                                    f"{abs(real_value - paper['real']):.3f})",
+                     *[_cell(report["sources"][n]["lead_sheet"][metric], real_value, "{:.3f}") for n in names[1:]]])
     return rows
 
 
 def markdown(report: dict) -> str:
     names = list(report["sources"])
+    others = names[1:]
+    realism_ref = report["sources"][names[0]].get("realism", {})
     lines = [f"# Evaluation against {report['reference']}", "",
              f"{report['num']} samples of {report['length']} tokens per run (checkpoint {report['checkpoint']}, "
-             f"seed {report['seed']}); every source cut into chunks of {report['length']} tokens.", "",
-             "| metric | better | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+             f"seed {report['seed']}); every source cut into chunks of {report['length']} tokens "
+             f"({report['length'] // 3} notes). Each cell: the value, then in brackets its distance to the real "
+             "value (the reference's, or the ideal where the metric compares with the reference itself).", "",
+             "| metric | real | " + " | ".join(others) + " |", "|---|---|" + "---|" * len(others)]
     lines += ["| " + " | ".join(row) + " |" for row in summary_table(report)]
+    lines += ["", "## The Jazz Transformer's metrics (Wu and Yang, ISMIR 2020, Table 2)", "",
+              "Per piece, averaged over pieces as in MusDr: H1/H4, pitch-class histogram entropy in bits over "
+              "every 1-/4-bar window; GS, 1 - XOR/positions between the onset vectors (16 per beat) of every "
+              "pair of bars. Sources' brackets: distance to our reference; the reference's: to the paper's "
+              "real WJazzD.", "",
+              "| metric | paper: real WJazzD | paper: best model | reference | " + " | ".join(others) + " |",
+              "|---|---|---|---|" + "---|" * len(others)]
+    lines += ["| " + " | ".join(row) + " |" for row in jazz_transformer_table(report)]
+    lines += ["", "## Two-sample realism test", "",
+              f"A fresh logistic regression on musical features of {report['length'] // 3}-note chunks, real "
+              "(reference) against each source, equal chunk counts, cross-validated with each file's chunks "
+              "in one fold. 0.5: indistinguishable. Real-vs-real floor (the reference split in two halves by "
+              f"file, mean of {realism_ref.get('splits', 0)} halvings): "
+              + ("-" if realism_ref.get("accuracy") is None else f"{realism_ref['accuracy']:.3f}") + ".", "",
+              "| source | accuracy | fold spread | chunks per side | files/samples (real, source) | chord features |",
+              "|---|---|---|---|---|---|"]
+    for n in others:
+        r = report["sources"][n].get("realism", {})
+        acc = "-" if r.get("accuracy") is None else f"{r['accuracy']:.3f}"
+        spread = "-" if r.get("fold_std") is None else f"{r['fold_std']:.3f}"
+        lines.append(f"| {n} | {acc} | {spread} | {r.get('chunks_per_side', 0)} | "
+                     f"{', '.join(str(g) for g in r.get('groups', []))} | {'yes' if r.get('chords') else 'no'} |")
     lines += ["", "## Overlapping area per feature (Yang and Lerch), against the reference", "",
-              "| feature | " + " | ".join(names[1:]) + " |", "|---|" + "---|" * (len(names) - 1)]
+              "| feature | " + " | ".join(others) + " |", "|---|" + "---|" * len(others)]
     for feature in metrics.FEATURES:
-        cells = [f"{report['sources'][n]['features'][feature]['overlap']:.3f}" for n in names[1:]]
+        cells = [f"{report['sources'][n]['features'][feature]['overlap']:.3f}" for n in others]
         lines.append(f"| {feature} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

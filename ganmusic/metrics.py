@@ -281,3 +281,102 @@ def overlap_and_kl(generated, reference, max_items: int = 400, seed: int = 0, gr
     eps = 1e-12
     kl = float((p * (np.log(p + eps) - np.log(q + eps))).sum() * step)
     return min(overlap, 1.0), max(kl, 0.0)
+
+
+# --- over the changes and the bars (lead sheets) -------------------------------------------
+# Plain inputs: onsets in beats, MIDI pitches, bar starts in beats (sorted), and per note the
+# 12-bit pitch-class mask of the sounding chord (bit k: pitch class k; 0: no chord).
+
+# The Jazz Transformer's Table 2 (Wu and Yang, ISMIR 2020): real WJazzD and their best model.
+JAZZ_TRANSFORMER_TABLE2 = {
+    "H1": {"real": 1.94, "best": (2.17, 2.45)},
+    "H4": {"real": 2.87, "best": (2.91, 3.12)},
+    "GS": {"real": 0.86, "best": (0.69, 0.76)},
+}
+GROOVE_STEPS_PER_BEAT = 16  # MusDr: 64 Position events per 4/4 bar
+GROOVE_MAX_PAIRS = 1000  # MusDr samples this many bar pairs when a piece has more
+
+
+def bar_of(onsets: np.ndarray, bar_starts: np.ndarray) -> np.ndarray:
+    """Index of the bar holding each onset (onsets before the first bar line: bar 0)."""
+    bar_starts = np.asarray(bar_starts, dtype=np.float64)
+    idx = np.searchsorted(bar_starts, np.asarray(onsets, dtype=np.float64) + 1e-9, side="right") - 1
+    return np.clip(idx, 0, max(len(bar_starts) - 1, 0))
+
+
+def _piece_bars(onsets: np.ndarray, bar_starts: np.ndarray) -> tuple[np.ndarray, int]:
+    """Per note its bar counted from the bar of the first note, and the number of bars up to the
+    bar of the last note (empty bars inside count, as MusDr's `Bar` events do)."""
+    bars = bar_of(onsets, bar_starts)
+    first = int(bars.min())
+    return bars - first, int(bars.max()) - first + 1
+
+
+def windowed_pitch_class_entropy(onsets, pitches, bar_starts, window_bars: int) -> float | None:
+    """The Jazz Transformer's H_n (MusDr `compute_piece_pitch_entropy`): for every start bar, the
+    entropy in bits of the pitch-class histogram (note counts) of the `window_bars` bars from it,
+    averaged over the windows that hold a note. A piece shorter than the window is one window."""
+    onsets, pitches = np.asarray(onsets, dtype=np.float64), np.asarray(pitches, dtype=np.int64)
+    if len(onsets) == 0:
+        return None
+    bars, n_bars = _piece_bars(onsets, bar_starts)
+    window = min(window_bars, n_bars)
+    counts = np.zeros((n_bars, 12))
+    np.add.at(counts, (bars, pitches % 12), 1.0)
+    cumulative = np.concatenate([np.zeros((1, 12)), np.cumsum(counts, axis=0)])
+    windows = cumulative[window:] - cumulative[:-window]  # [n_bars - window + 1, 12]
+    windows = windows[windows.sum(axis=1) > 0]
+    p = windows / windows.sum(axis=1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        entropy = -np.where(p > 0, p * np.log2(p), 0.0).sum(axis=1)
+    return float(entropy.mean())
+
+
+def grooving_similarity(onsets, bar_starts, max_pairs: int = GROOVE_MAX_PAIRS, seed: int = 0) -> float | None:
+    """The Jazz Transformer's GS (MusDr `compute_piece_groove_similarity`): each bar's onsets as a
+    binary vector on a 16-per-beat grid (64 positions in 4/4), and the mean over pairs of bars of
+    1 - XOR / positions. Empty bars inside the piece count. Pairs are all of them up to
+    `max_pairs`, else that many drawn at random (seeded). Bars of different lengths compare over
+    the longer one's positions. None for a one-bar piece."""
+    onsets = np.asarray(onsets, dtype=np.float64)
+    bar_starts = np.asarray(bar_starts, dtype=np.float64)
+    if len(onsets) == 0:
+        return None
+    bars = bar_of(onsets, bar_starts)
+    first, last = int(bars.min()), int(bars.max())
+    n_bars = last - first + 1
+    if n_bars < 2:
+        return None
+    # Bar lengths in beats; the last bar (open-ended) takes the previous bar's length, or 4.
+    lengths = np.diff(np.append(bar_starts, bar_starts[-1] + (bar_starts[-1] - bar_starts[-2] if len(bar_starts) > 1 else 4.0)))
+    positions = np.maximum(np.rint(lengths[first : last + 1] * GROOVE_STEPS_PER_BEAT).astype(np.int64), 1)
+    grid = np.zeros((n_bars, int(positions.max())), dtype=bool)
+    offset = np.rint((onsets - bar_starts[bars]) * GROOVE_STEPS_PER_BEAT).astype(np.int64)
+    offset = np.clip(offset, 0, positions[bars - first] - 1)
+    grid[bars - first, offset] = True
+    i, j = np.triu_indices(n_bars, k=1)
+    if len(i) > max_pairs:
+        pick = np.random.default_rng(seed).choice(len(i), size=max_pairs, replace=False)
+        i, j = i[pick], j[pick]
+    xor = (grid[i] ^ grid[j]).sum(axis=1)
+    return float(np.mean(1.0 - xor / np.maximum(positions[i], positions[j])))
+
+
+def chord_tone_share(pitches, chord_masks, on_beat=None) -> float | None:
+    """Share of the notes with a chord whose pitch class is in that chord; with `on_beat` (a
+    boolean per note) only those notes count. None when no note qualifies."""
+    pitches = np.asarray(pitches, dtype=np.int64)
+    masks = np.asarray(chord_masks, dtype=np.int64)
+    keep = masks != 0
+    if on_beat is not None:
+        keep &= np.asarray(on_beat, dtype=bool)
+    if not keep.any():
+        return None
+    return float(np.mean((masks[keep] >> (pitches[keep] % 12)) & 1))
+
+
+def on_beat(onsets, bar_starts) -> np.ndarray:
+    """Per note: does it start on a beat (a whole number of quarter notes from its bar line)?"""
+    onsets = np.asarray(onsets, dtype=np.float64)
+    offset = onsets - np.asarray(bar_starts, dtype=np.float64)[bar_of(onsets, bar_starts)]
+    return np.abs(offset - np.rint(offset)) < 1e-6
