@@ -42,9 +42,10 @@ class Piece:
 
     notes: list[Note]
     bar_starts: np.ndarray
-    group: str
+    group: str  # the performer where the corpus names one, else the file or sample
     chord_masks: np.ndarray | None = None
     chord_roots: np.ndarray | None = None
+    file: str = ""  # the file, where the group is a performer
 
 
 def piece_from_tokens(tokens: np.ndarray, vocab: Vocab, group: str) -> Piece:
@@ -55,7 +56,7 @@ def piece_from_tokens(tokens: np.ndarray, vocab: Vocab, group: str) -> Piece:
     return Piece(notes, np.arange(0, end + 4 * spb, 4 * spb, dtype=np.float64), group)
 
 
-def read_piece(path: str | Path, config: EncodingConfig, group: str | None = None) -> Piece:
+def read_piece(path: str | Path, config: EncodingConfig, group: str | None = None, file: str = "") -> Piece:
     """A MIDI file's notes as the encoding sees them (same grid, same origin) with its bar lines
     from its time signatures (4/4 where it has none) and the chords of its chord symbols."""
     midi = enc.load_midi(path)
@@ -68,7 +69,7 @@ def read_piece(path: str | Path, config: EncodingConfig, group: str | None = Non
     downbeats = enc.seconds_to_beats(midi, np.asarray(midi.get_downbeats(), dtype=np.float64))
     downbeats = downbeats[downbeats <= end_beat + 1e-9] if len(downbeats) else np.array([0.0])
     masks, roots = note_chords(midi, [n.onset / spb + origin for n in notes], str(path))
-    return Piece(notes, (downbeats - origin) * spb, group or str(path), masks, roots)
+    return Piece(notes, (downbeats - origin) * spb, group or str(path), masks, roots, file)
 
 
 # Provisional chord reading (the lead-sheet corpus's own syntax, `ROOT[QUALITY][/BASS]` text
@@ -170,8 +171,8 @@ def is_labelled_corpus(path: Path) -> bool:
 def corpus_split_pieces(corpus, indices) -> list[Piece]:
     """The pieces of a corpus' files, grouped by the corpus' group (the performer: one
     performer's solos are not independent samples of the style) or else by file."""
-    return [read_piece(corpus.root / corpus.paths[i], corpus.config, group=corpus.groups[i] or corpus.paths[i])
-            for i in indices]
+    return [read_piece(corpus.root / corpus.paths[i], corpus.config, group=corpus.groups[i] or corpus.paths[i],
+                       file=corpus.paths[i]) for i in indices]
 
 
 def load_reference(against: Path, encoding: EncodingConfig, positive: str, progress: bool, split: str = "test"):
@@ -305,7 +306,7 @@ def lead_sheet_metrics(pieces: list[Piece], steps_per_beat: int, seed: int) -> d
 
 def realism_chunks(source: Source, notes_per_chunk: int) -> list[realism.Chunk]:
     return [c for p in source.pieces
-            for c in realism.cut_chunks(p.notes, notes_per_chunk, p.group, p.chord_masks, p.chord_roots)]
+            for c in realism.cut_chunks(p.notes, notes_per_chunk, p.group, p.chord_masks, p.chord_roots, p.file)]
 
 
 def overlap(rows: list[dict], reference_rows: list[dict], seed: int) -> dict:
@@ -565,10 +566,11 @@ def markdown(report: dict) -> str:
     lines += ["", "## Two-sample realism test", "",
               f"A fresh logistic regression on musical features of {report['length'] // 3}-note chunks, real "
               "(reference) against each source, equal chunk counts, cross-validated with each file's chunks "
-              "in one fold. 0.5: indistinguishable. Real-vs-real floor (the reference split in two halves by "
-              f"file, mean of {realism_ref.get('splits', 0)} halvings): "
+              "in one fold (a performer's, where the corpus names performers). 0.5: indistinguishable. "
+              "Real-vs-real floor (the reference split in two halves by file, mean of "
+              f"{realism_ref.get('splits', 0)} halvings): "
               + ("-" if realism_ref.get("accuracy") is None else f"{realism_ref['accuracy']:.3f}") + ".", "",
-              "| source | accuracy | fold spread | chunks per side | files/samples (real, source) | chord features |",
+              "| source | accuracy | fold spread | chunks per side | groups (real, source) | chord features |",
               "|---|---|---|---|---|---|"]
     for n in others:
         r = report["sources"][n].get("realism", {})

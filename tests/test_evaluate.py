@@ -7,8 +7,8 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from conftest import make_tiny_corpus, run_cli, straight_tune, swing_line, write_midi
-from ganmusic import classify, data, evaluate, metrics, train
+from conftest import REAL_DATA, make_tiny_corpus, run_cli, straight_tune, swing_line, write_midi
+from ganmusic import classify, data, evaluate, metrics, realism, train
 from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Vocab
 from ganmusic.models import ClassifierConfig, GeneratorConfig
@@ -72,7 +72,13 @@ def test_evaluate_run_and_midi_folder_side_by_side(setup, monkeypatch):
     samples = sorted((out / "samples" / "tiny").glob("*.mid"))
     assert len(samples) == 6 and all(pretty_midi.PrettyMIDI(str(p)).instruments[0].notes for p in samples)
     assert (out / "features.png").stat().st_size > 0 and (out / "curves.png").stat().st_size > 0
-    assert "| closeness (mean overlap) |" in (out / "report.md").read_text()
+    md = (out / "report.md").read_text()
+    assert "| closeness (mean overlap; 1: same as real) | 1.000 |" in md and "| better |" not in md
+    assert "| H1 | 1.94 | 2.17-2.45 |" in md  # the paper's Table 2 beside ours
+    for entry in (reference, run, midi):
+        assert 0.0 <= entry["lead_sheet"]["H1"] <= np.log2(12) and 0.0 <= entry["lead_sheet"]["GS"] <= 1.0
+        assert entry["lead_sheet"]["chord_tone_share"] is None  # no chords in these files
+    assert midi["realism"]["chunks_per_side"] > 0 and "accuracy" in reference["realism"]
     with open(out / "chunks.csv") as f:
         rows = list(csv.DictReader(f))
     assert {r["source"] for r in rows} == {"reference", "tiny", "midi"}
@@ -122,3 +128,97 @@ def test_user_errors_are_one_line(setup, tmp_path, monkeypatch):
         result = run_cli(*args, "--out", tmp_path / "out")
         assert result.returncode == 2, (args, result.stdout, result.stderr)
         assert message in result.stderr and "Traceback" not in result.stderr
+
+
+C7, F7, G7 = (0, 4, 7, 10), (5, 9, 0, 3), (7, 11, 2, 5)
+CHANGES = [("C7", C7), ("F7", F7), ("G7", G7), ("C7", C7)]  # one bar each
+
+
+def write_lead_sheet(path, seed, inside=True, bars=16, numerator=4):
+    """Eighth notes over a chord per bar, written as text events; `inside`: only chord tones,
+    else only pitch classes outside the chord."""
+    rng = np.random.default_rng(seed)
+    midi = pretty_midi.PrettyMIDI(initial_tempo=120.0)
+    midi.time_signature_changes.append(pretty_midi.TimeSignature(numerator, 4, 0.0))
+    inst = pretty_midi.Instrument(program=0)
+    for bar in range(bars):
+        symbol, tones = CHANGES[bar % len(CHANGES)]
+        start = bar * numerator * 0.5  # seconds at 120 BPM
+        midi.lyrics.append(pretty_midi.Lyric("x", start))  # not a chord: ignored
+        midi.text_events.append(pretty_midi.Text(symbol, start))
+        pool = [p for p in range(60, 72) if (p % 12 in tones) == inside]
+        for k in range(2 * numerator):
+            t = start + k * 0.25
+            inst.notes.append(pretty_midi.Note(velocity=90, pitch=int(rng.choice(pool)), start=t, end=t + 0.2))
+    midi.instruments.append(inst)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    midi.write(str(path))
+    return path
+
+
+def test_read_piece_bars_and_chords(tmp_path):
+    path = write_lead_sheet(tmp_path / "waltz.mid", 0, numerator=3, bars=4)
+    piece = evaluate.read_piece(path, EncodingConfig())
+    spb = EncodingConfig().steps_per_beat
+    assert len(piece.notes) == 24 and piece.bar_starts[:4].tolist() == [0, 3 * spb, 6 * spb, 9 * spb]
+    pitches = np.array([n.pitch for n in piece.notes])
+    assert metrics.chord_tone_share(pitches, piece.chord_masks) == 1.0
+    assert piece.chord_roots[0] == 0 and piece.chord_roots[6] == 5  # C7 then F7 in the second bar
+    assert evaluate.read_piece(write_midi(tmp_path / "plain.mid", swing_line(0)), EncodingConfig()).chord_masks is None
+
+
+def test_chords_and_realism_on_a_lead_sheet_corpus(tmp_path, monkeypatch):
+    """A labelled corpus of chord-tone melodies: as a source (its test split) against its train
+    split it looks real; melodies of wrong notes over the same changes are told apart."""
+    monkeypatch.setenv("GANMUSIC_CACHE", str(tmp_path / "cache"))
+    root = tmp_path / "lead"
+    for k in range(40):
+        write_lead_sheet(root / "jazz" / f"in{k}.mid", k)
+        write_lead_sheet(root / "not_jazz" / f"folk{k}.mid", 100 + k)
+    wrong = tmp_path / "wrong"
+    for k in range(12):
+        write_lead_sheet(wrong / f"out{k}.mid", 200 + k, inside=False)
+    result = run_cli("evaluate", root, wrong, "--against", root, "--reference-split", "train", "--length", "96",
+                     "--out", tmp_path / "out", "--seed", "0")
+    assert result.returncode == 0, result.stderr
+    assert "real" in result.stdout and "two-sample accuracy" in result.stdout
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["reference_split"] == "train" and "train split" in report["reference"]
+    reference, real, out = (report["sources"][k] for k in ("reference", "lead", "wrong"))
+    assert reference["pieces"] > real["pieces"] > 0  # the train split, and the held-out test split
+    assert reference["lead_sheet"]["chord_tone_share"] == 1.0 and real["lead_sheet"]["chord_tone_share"] == 1.0
+    assert out["lead_sheet"]["chord_tone_share"] == 0.0 and out["lead_sheet"]["chord_coverage"] == 1.0
+    assert reference["lead_sheet"]["GS"] == pytest.approx(1.0)  # eight eighths in every bar
+    assert out["realism"]["chords"] and out["realism"]["accuracy"] > 0.9
+    assert real["realism"]["accuracy"] < 0.75 and abs(reference["realism"]["accuracy"] - 0.5) < 0.2
+    assert "| chord-tone share | 1.000 | 1.000 (+0.000) | 0.000 (-1.000) |" in (tmp_path / "out" / "report.md").read_text()
+    bad = run_cli("evaluate", root, "--against", root, "--reference-split", "dev", "--out", tmp_path / "o2")
+    assert bad.returncode == 2 and "reference split" in bad.stderr
+
+
+LEAD_SHEETS = REAL_DATA.parent / "lead-sheets"
+
+
+def test_real_lead_sheets_subset():
+    """Twenty real WJazzD solos: H1, H4 and GS near the paper's real WJazzD, chords on almost every
+    note, more chord tones than chance; the same solos with their pitches shuffled across notes
+    keep their rhythm but are told apart."""
+    if not (LEAD_SHEETS / "manifest.csv").is_file():
+        pytest.skip(f"lead-sheet corpus not found at {LEAD_SHEETS}")
+    config = EncodingConfig()
+    paths = sorted((LEAD_SHEETS / "jazz").glob("*.mid"))[::19][:20]
+    pieces = [evaluate.read_piece(p, config, group=p.name) for p in paths]
+    lead = evaluate.lead_sheet_metrics(pieces, config.steps_per_beat, seed=0)
+    assert abs(lead["H1"] - 1.94) < 0.15 and abs(lead["H4"] - 2.87) < 0.15 and abs(lead["GS"] - 0.86) < 0.05
+    assert lead["chord_coverage"] > 0.9 and 0.4 < lead["chord_tone_share"] < 0.7
+    rng = np.random.default_rng(0)
+    shuffled = []
+    for piece in pieces:
+        pitches = rng.permutation([n.pitch for n in piece.notes])
+        shuffled.append(evaluate.Piece([enc.Note(n.onset, int(p), n.duration) for n, p in zip(piece.notes, pitches)],
+                                       piece.bar_starts, "shuffled-" + piece.group, piece.chord_masks, piece.chord_roots))
+    source = evaluate.Source("real", "", "midi", pieces=pieces)
+    fake = evaluate.Source("shuffled", "", "midi", pieces=shuffled)
+    real_chunks, fake_chunks = evaluate.realism_chunks(source, 64), evaluate.realism_chunks(fake, 64)
+    assert realism.two_sample_test(real_chunks, fake_chunks, config.steps_per_beat)["accuracy"] > 0.85
+    assert realism.real_vs_real(real_chunks, config.steps_per_beat)["accuracy"] < 0.7

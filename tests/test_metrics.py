@@ -110,3 +110,72 @@ def test_every_feature_is_finite_on_every_example(name):
         if name in metrics.HISTOGRAM_BINS:
             assert value.shape == (len(metrics.HISTOGRAM_BINS[name]),)
             assert value.sum() == pytest.approx(1.0) or value.sum() == 0.0
+
+
+# --- the Jazz Transformer's H1/H4/GS and the chord-tone share --------------------------------
+
+C, D, E, G = 0, 2, 4, 7
+BARS_44 = np.arange(0.0, 64.0, 4.0)  # 4/4 bar lines every 4 beats
+
+
+def test_windowed_pitch_class_entropy_known_answers():
+    # Bar 0: C E G C on the beats (counts 2, 1, 1: 1.5 bits); bar 1: D four times (0 bits).
+    onsets = [0, 1, 2, 3, 4, 5, 6, 7]
+    pitches = [60 + C, 60 + E, 60 + G, 72 + C, 62, 74, 62, 50]
+    assert metrics.windowed_pitch_class_entropy(onsets, pitches, BARS_44, 1) == pytest.approx(0.75)
+    # A 4-bar window on a 2-bar piece is the whole piece: C2 E1 G1 D4 of 8 = 1.75 bits.
+    assert metrics.windowed_pitch_class_entropy(onsets, pitches, BARS_44, 4) == pytest.approx(1.75)
+    # An empty bar inside the piece is no window for H1 (MusDr skips crops without notes).
+    gap = [0, 1, 2, 3, 8, 9, 10, 11]
+    assert metrics.windowed_pitch_class_entropy(gap, pitches, BARS_44, 1) == pytest.approx(0.75)
+    # Five bars, one new pitch class each: every 4-bar window holds 4 equal classes (2 bits), every bar 0.
+    sliding = [4.0 * k + b for k in range(5) for b in range(4)]
+    classes = [60 + k for k in range(5) for _ in range(4)]
+    assert metrics.windowed_pitch_class_entropy(sliding, classes, BARS_44, 4) == pytest.approx(2.0)
+    assert metrics.windowed_pitch_class_entropy(sliding, classes, BARS_44, 1) == pytest.approx(0.0)
+    # Bars count from the bar of the first note, whatever its number, and follow the bar lines given.
+    late = [o + 12 for o in onsets]
+    assert metrics.windowed_pitch_class_entropy(late, pitches, BARS_44, 1) == pytest.approx(0.75)
+    waltz = np.arange(0.0, 30.0, 3.0)  # 3/4: bar 0 = C E G, bar 1 = C D D, bar 2 = D D
+    h1 = metrics.windowed_pitch_class_entropy(onsets, pitches, waltz, 1)
+    assert h1 == pytest.approx((np.log2(3) + (-(1 / 3) * np.log2(1 / 3) - (2 / 3) * np.log2(2 / 3)) + 0.0) / 3)
+    assert metrics.windowed_pitch_class_entropy([], [], BARS_44, 1) is None
+
+
+def test_grooving_similarity_known_answers():
+    quarters = [0.0, 1.0, 2.0, 3.0]  # positions 0, 16, 32, 48 of 64
+    eighths = [k * 0.5 for k in range(8)]  # positions 0, 8, ..., 56: 4 more than the quarters
+    assert metrics.grooving_similarity(quarters + [4 + q for q in quarters], BARS_44) == pytest.approx(1.0)
+    assert metrics.grooving_similarity(quarters + [4 + e for e in eighths], BARS_44) == pytest.approx(1 - 4 / 64)
+    three = quarters + [4 + q for q in quarters] + [8 + e for e in eighths]
+    assert metrics.grooving_similarity(three, BARS_44) == pytest.approx((1 + 2 * (1 - 4 / 64)) / 3)
+    # An empty bar between two equal bars counts as a bar with no onsets.
+    gapped = quarters + [8 + q for q in quarters]
+    assert metrics.grooving_similarity(gapped, BARS_44) == pytest.approx((1 + 2 * (1 - 4 / 64)) / 3)
+    # The grid is 16 per beat: a triplet eighth at 1/3 beat lands on position 5 (of 64), not 0.
+    assert metrics.grooving_similarity([0.0, 4.0 + 1 / 3], BARS_44) == pytest.approx(1 - 2 / 64)
+    # 3/4 bars have 48 positions.
+    waltz = np.arange(0.0, 30.0, 3.0)
+    assert metrics.grooving_similarity([0.0, 3.0, 3.5], waltz) == pytest.approx(1 - 1 / 48)
+    # Past max_pairs, a seeded random subset of the pairs: identical bars still give 1.
+    many = [4.0 * b + q for b in range(50) for q in quarters]
+    assert metrics.grooving_similarity(many, np.arange(0.0, 200.0, 4.0), max_pairs=100) == pytest.approx(1.0)
+    assert metrics.grooving_similarity(quarters, BARS_44) is None  # one bar: no pair
+
+
+def bits(*pcs):
+    return sum(1 << (p % 12) for p in pcs)
+
+
+def test_chord_tone_share():
+    c7, f = bits(0, 4, 7, 10), bits(5, 9, 0)
+    pitches = [60, 64, 66, 70, 69, 62]  # C E F# Bb over C7; A over F; D over no chord
+    masks = [c7, c7, c7, c7, f, 0]
+    assert metrics.chord_tone_share(pitches, masks) == pytest.approx(4 / 5)  # the unchorded D is left out
+    onsets = [0.0, 0.5, 1.0, 1.5, 2.0, 3.0]
+    beats = metrics.on_beat(onsets, BARS_44)
+    assert beats.tolist() == [True, False, True, False, True, True]
+    assert metrics.chord_tone_share(pitches, masks, beats) == pytest.approx(2 / 3)  # C, F#, A
+    assert metrics.chord_tone_share(pitches, [0] * 6) is None
+    # Beats count from the bar line: in a bar starting half a beat late, 0.5 is on the beat.
+    assert metrics.on_beat([0.5, 1.0], [0.5, 4.5]).tolist() == [True, False]
