@@ -68,7 +68,7 @@ def read_piece(path: str | Path, config: EncodingConfig, group: str | None = Non
     end_beat = max((n.onset + n.duration for n in notes), default=0) / spb + origin
     downbeats = enc.seconds_to_beats(midi, np.asarray(midi.get_downbeats(), dtype=np.float64))
     downbeats = downbeats[downbeats <= end_beat + 1e-9] if len(downbeats) else np.array([0.0])
-    masks, roots = note_chords(midi, [n.onset / spb + origin for n in notes], str(path))
+    masks, roots = note_chords(midi, [n.onset / spb + origin for n in notes])
     return Piece(notes, (downbeats - origin) * spb, group or str(path), masks, roots, file)
 
 
@@ -104,7 +104,7 @@ def _chord(symbol: str) -> tuple[int, int] | None:
     return mask | (1 << _ROOTS[bass] if bass else 0), root
 
 
-def note_chords(midi, onset_beats, path: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+def note_chords(midi, onset_beats) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Per note the chord sounding at its onset (mask, root) from the file's text events; (None,
     None) when the file has no chord symbols."""
     events = [(t.time, _chord(t.text)) for t in midi.text_events]
