@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganmusic import data, metrics, realism
+from ganmusic import chords, data, metrics, realism
 from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Note, Vocab
 from ganmusic.ui import console, maybe_progress
@@ -57,68 +57,28 @@ def piece_from_tokens(tokens: np.ndarray, vocab: Vocab, group: str) -> Piece:
 
 
 def read_piece(path: str | Path, config: EncodingConfig, group: str | None = None, file: str = "") -> Piece:
-    """A MIDI file's notes as the encoding sees them (same grid, same origin) with its bar lines
-    from its time signatures (4/4 where it has none) and the chords of its chord symbols."""
-    midi = enc.load_midi(path)
-    notes = enc.midi_to_notes(midi, config)
-    spb = config.steps_per_beat
-    starts = [n.start for inst in midi.instruments if not inst.is_drum for n in inst.notes
-              if config.pitch_min <= n.pitch <= config.pitch_max]
-    origin = np.floor(enc.seconds_to_beats(midi, np.array([min(starts)]))[0] + 1e-9) if starts else 0.0
-    end_beat = max((n.onset + n.duration for n in notes), default=0) / spb + origin
-    downbeats = enc.seconds_to_beats(midi, np.asarray(midi.get_downbeats(), dtype=np.float64))
-    downbeats = downbeats[downbeats <= end_beat + 1e-9] if len(downbeats) else np.array([0.0])
-    masks, roots = note_chords(midi, [n.onset / spb + origin for n in notes])
-    return Piece(notes, (downbeats - origin) * spb, group or str(path), masks, roots, file)
+    """A MIDI file's notes as the encoding sees them with its bars and chords (`chords`)."""
+    lead = chords.encode_lead_sheet(enc.load_midi(path), config, path=path)
+    return piece_from_conditioning(lead.tokens, lead.cond, Vocab(config), group or str(path), file)
 
 
-# Provisional chord reading (the lead-sheet corpus's own syntax, `ROOT[QUALITY][/BASS]` text
-# events) until the chord reader of `ganmusic.chords` replaces it.
-_ROOTS = {"C": 0, "C#": 1, "Db": 1, "D": 2, "D#": 3, "Eb": 3, "E": 4, "F": 5, "F#": 6, "Gb": 6, "G": 7,
-          "G#": 8, "Ab": 8, "A": 9, "A#": 10, "Bb": 10, "B": 11, "Cb": 11}
-_QUALITIES = {
-    "": (0, 4, 7), "m": (0, 3, 7), "7": (0, 4, 7, 10), "maj7": (0, 4, 7, 11), "m7": (0, 3, 7, 10),
-    "m7b5": (0, 3, 6, 10), "dim": (0, 3, 6), "dim7": (0, 3, 6, 9), "aug": (0, 4, 8), "aug7": (0, 4, 8, 10),
-    "augMaj7": (0, 4, 8, 11), "6": (0, 4, 7, 9), "m6": (0, 3, 7, 9), "69": (0, 2, 4, 7, 9), "m69": (0, 2, 3, 7, 9),
-    "sus2": (0, 2, 7), "sus4": (0, 5, 7), "7sus4": (0, 5, 7, 10), "9sus4": (0, 2, 5, 7, 10),
-    "13sus4": (0, 2, 5, 7, 9, 10), "mMaj7": (0, 3, 7, 11), "9": (0, 2, 4, 7, 10), "m9": (0, 2, 3, 7, 10),
-    "maj9": (0, 2, 4, 7, 11), "11": (0, 2, 4, 5, 7, 10), "m11": (0, 2, 3, 5, 7, 10), "13": (0, 2, 4, 7, 9, 10),
-    "m13": (0, 2, 3, 7, 9, 10), "7b9": (0, 1, 4, 7, 10), "7#9": (0, 3, 4, 7, 10), "7#11": (0, 4, 6, 7, 10),
-    "7b13": (0, 4, 7, 8, 10), "7b9b13": (0, 1, 4, 7, 8, 10), "7#9#11": (0, 3, 4, 6, 7, 10),
-    "7alt": (0, 1, 3, 4, 6, 8, 10), "maj7#11": (0, 4, 6, 7, 11), "add9": (0, 2, 4, 7), "madd9": (0, 2, 3, 7),
-}
-
-
-def _chord(symbol: str) -> tuple[int, int] | None:
-    """(pitch-class mask, root) of a lead-sheet symbol; (0, -1) for NC; None if unparseable."""
-    symbol = symbol.strip()
-    if symbol == "NC":
-        return 0, -1
-    body, _, bass = symbol.partition("/")
-    root_name = body[:2] if body[:2] in _ROOTS else body[:1]
-    quality = body[len(root_name):]
-    if root_name not in _ROOTS or quality not in _QUALITIES or (bass and bass not in _ROOTS):
-        return None
-    root = _ROOTS[root_name]
-    mask = sum(1 << ((root + i) % 12) for i in _QUALITIES[quality])
-    return mask | (1 << _ROOTS[bass] if bass else 0), root
-
-
-def note_chords(midi, onset_beats) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Per note the chord sounding at its onset (mask, root) from the file's text events; (None,
-    None) when the file has no chord symbols."""
-    events = [(t.time, _chord(t.text)) for t in midi.text_events]
-    events = [(time, chord) for time, chord in events if chord is not None]
-    if not events:
-        return None, None
-    times = enc.seconds_to_beats(midi, np.array([time for time, _ in events]))
-    order = np.argsort(times, kind="stable")
-    times = times[order]
-    masks = np.array([events[i][1][0] for i in order] + [0], dtype=np.int64)
-    roots = np.array([events[i][1][1] for i in order] + [-1], dtype=np.int64)
-    idx = np.searchsorted(times, np.asarray(onset_beats, dtype=np.float64) + 1e-6, side="right") - 1
-    idx = np.where(idx < 0, len(times), idx)  # before the first symbol: no chord
-    return masks[idx], roots[idx]
+def piece_from_conditioning(tokens: np.ndarray, cond: np.ndarray, vocab: Vocab, group: str, file: str = "") -> Piece:
+    """A corpus file (or a MIDI file encoded with its chords) from its tokens and per-token chord
+    conditioning (`chords.conditioning`): bars from the rows' bar positions (empty bars between
+    notes at the length of the bar before them), chords from the rows' current chord."""
+    notes = enc.tokens_to_notes(tokens, vocab)
+    types = vocab.token_type[np.asarray(tokens, dtype=np.int64)]
+    rows = np.asarray(cond)[types == enc.T_SHIFT][: len(notes)].astype(np.int64)
+    if not notes:
+        return Piece(notes, np.zeros(1), group, None, None, file)
+    onsets = np.array([n.onset for n in notes], dtype=np.int64)
+    lengths = np.maximum(rows[:, chords.BAR_STEPS], 1)
+    starts, first = np.unique(onsets - rows[:, chords.BAR_STEP], return_index=True)
+    ends = np.append(starts[1:], starts[-1] + lengths[first[-1]])
+    bar_starts = np.concatenate([np.arange(s, e, lengths[i]) for s, e, i in zip(starts, ends, first)])
+    has_chords = bool((rows[:, chords.ROOT] >= 0).any())
+    return Piece(notes, bar_starts.astype(np.float64), group, rows[:, chords.MASK] if has_chords else None,
+                 rows[:, chords.ROOT] if has_chords else None, file)
 
 
 @dataclass
@@ -171,8 +131,8 @@ def is_labelled_corpus(path: Path) -> bool:
 def corpus_split_pieces(corpus, indices) -> list[Piece]:
     """The pieces of a corpus' files, grouped by the corpus' group (the performer: one
     performer's solos are not independent samples of the style) or else by file."""
-    return [read_piece(corpus.root / corpus.paths[i], corpus.config, group=corpus.groups[i] or corpus.paths[i],
-                       file=corpus.paths[i]) for i in indices]
+    return [piece_from_conditioning(corpus.sequence(i), corpus.conditioning(i), corpus.vocab,
+                                    corpus.groups[i] or corpus.paths[i], corpus.paths[i]) for i in indices]
 
 
 def load_reference(against: Path, encoding: EncodingConfig, positive: str, progress: bool, split: str = "test"):
@@ -211,13 +171,14 @@ def read_midi_folder(folder: Path, name: str, encoding: EncodingConfig, progress
         raise EvaluateError(f"{folder}: no MIDI files (and not a run folder)")
     parsed = data.parse_files([str(p) for p in paths], encoding, min_notes=1, workers=None, progress=progress)
     source = Source(name, str(folder), "midi")
-    for path, (tokens, _, _, reason) in zip(paths, parsed):
+    vocab = Vocab(encoding)
+    for path, (tokens, cond, _, reason) in zip(paths, parsed):
         if tokens is None:
             source.errors.append({"file": str(path), "error": reason})
             console.print(f"[yellow]skipped[/] {path}: {reason}", highlight=False, soft_wrap=True)
         else:
             source.sequences.append(tokens)
-            source.pieces.append(read_piece(path, encoding, group=str(path.relative_to(folder))))
+            source.pieces.append(piece_from_conditioning(tokens, cond, vocab, str(path.relative_to(folder))))
     if not source.sequences:
         raise EvaluateError(f"{folder}: none of its {len(paths)} MIDI files is usable")
     return source
