@@ -44,7 +44,7 @@ def main():
                         help="an adversarial option other than its default (AdvConfig field), e.g. lambda_adv=1.0")
     args = parser.parse_args()
 
-    from ganmusic import classify, data, evaluate, train
+    from ganmusic import classify, data, evaluate, runs, train
     from ganmusic.gan import AdvConfig
 
     fields = {f.name: f.type for f in dataclasses.fields(AdvConfig)}
@@ -55,7 +55,7 @@ def main():
             parser.error(f"--set {item}: not a tunable AdvConfig field")
         overrides[key] = int(value) if fields[key] == "int" else float(value)
 
-    base = train.load_run_config(args.base)
+    base = runs.load_run_config(args.base)
     corpus = data.load_corpus(base.data, base.encoding, positive=base.positive, progress=False)
     args.out.mkdir(parents=True, exist_ok=True)
 
@@ -85,7 +85,7 @@ def main():
     results = {}
     for name in configs:
         entry = evaluation["sources"][name]
-        rows = train.MetricsLog.read(args.out / name / "metrics.jsonl")
+        rows = runs.MetricsLog.read(args.out / name / "metrics.jsonl")
         results[name] = {
             "p_jazz_judge": entry["p_jazz"],
             "p_jazz_judge_se": entry["p_jazz_se"],

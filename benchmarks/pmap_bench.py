@@ -23,14 +23,14 @@ force, devices, batch, window, steps = (int(a) for a in sys.argv[1:6])
 if force:
     os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={force}"
 import jax, numpy as np
-from ganmusic import train
+from ganmusic import gan, mle, runs, train
 from ganmusic.encoding import EncodingConfig, Grammar, Vocab
 from ganmusic.gan import AdvConfig, make_adv_step
 from ganmusic.models import ClassifierConfig, Generator, GeneratorConfig, StyleClassifier
 
 vocab = Vocab(EncodingConfig())
 gen_config = GeneratorConfig(vocab_size=vocab.size, layers=(256, 256))
-config = train.RunConfig(data="-", generator=gen_config, window=window, batch_size=batch, mle_steps=1,
+config = runs.RunConfig(data="-", generator=gen_config, window=window, batch_size=batch, mle_steps=1,
                          adv=AdvConfig(steps=1, classifier="-"))
 gen, disc_model = Generator(gen_config), StyleClassifier(ClassifierConfig.for_vocab(vocab, hidden=64))
 disc_window = 64
@@ -43,12 +43,12 @@ other_tokens, other_mask = tokens(batch, disc_window)
 batch_dict = dict(mle_tokens=mle_tokens, mle_mask=mle_mask, real_tokens=real_tokens, real_mask=real_mask,
                   other_tokens=other_tokens, other_mask=other_mask, example_ids=np.arange(batch, dtype=np.int32))
 disc_params = disc_model.init(jax.random.PRNGKey(1), real_tokens[:1])["params"]
-mle_state = train.init_state(gen, train.make_optimizer(config), config)
-adv_state = train.init_adv_state(config, mle_state["params"], train.Discriminator(disc_model, disc_params, disc_window))
+mle_state = mle.init_state(gen, train.mle_optimizer(config), config.seed)
 g_opt, d_opt = train.adv_optimizers(config)
+adv_state = gan.init_adv_state(mle_state.gen, disc_params, g_opt, d_opt, config.seed)
 parallel = train.Parallel(devices)
 steps_fns = {
-    "mle": (parallel.pmap(train.make_mle_step(gen, train.make_optimizer(config), parallel.axis)), mle_state),
+    "mle": (parallel.pmap(mle.make_mle_step(gen, train.mle_optimizer(config), parallel.axis)), mle_state),
     "adversarial": (parallel.pmap(make_adv_step(gen, disc_model, Grammar(vocab), g_opt, d_opt, config.adv,
                                                 disc_window, parallel.axis)), adv_state),
 }

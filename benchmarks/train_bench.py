@@ -1,6 +1,6 @@
 """Maximum-likelihood (teacher-forcing) training throughput of the 2x256 LSTM generator.
 
-Measures tokens/s of our JAX training step (`train.make_mle_step`, jitted with donated state;
+Measures tokens/s of our JAX training step (`mle.make_mle_step`, jitted with donated state;
 `train_run` pmaps the same step, over the one CPU device here) and of a PyTorch reference with the same sizes (`nn.Embedding(152, 128)` ->
 `nn.LSTM(128, 256, num_layers=2, batch_first=True)` -> `nn.Linear(256, 152)`, masked
 cross-entropy, Adam 2e-3, gradient clipping at 1.0, float32), on the same batches, in the same
@@ -215,7 +215,7 @@ def ours_child(spec_json: str) -> None:
     import jax
     import jax.numpy as jnp
 
-    from ganmusic import train
+    from ganmusic import mle, runs
     from ganmusic.encoding import EncodingConfig, Vocab
     from ganmusic.models import Generator, GeneratorConfig
 
@@ -228,11 +228,11 @@ def ours_child(spec_json: str) -> None:
 
     gen_config = GeneratorConfig(vocab_size=Vocab(EncodingConfig()).size, layers=(HIDDEN,) * LAYERS,
                                  cell="lstm", embed_dim=EMBED)
-    config = train.RunConfig(data="bench", generator=gen_config, window=all_tokens.shape[2],
+    config = runs.RunConfig(data="bench", generator=gen_config, window=all_tokens.shape[2],
                              batch_size=all_tokens.shape[1], lr=LR, optimizer="adam", clip=CLIP)
     model = Generator(gen_config)
-    optimizer = train.make_optimizer(config)
-    state = train.init_state(model, optimizer, config)
+    optimizer = mle.make_optimizer(config.optimizer, config.lr, config.clip, config.weight_decay)
+    state = mle.init_state(model, optimizer, config.seed)
 
     check = None
     step_model = model
@@ -245,8 +245,8 @@ def ours_child(spec_json: str) -> None:
 
         # The variant must compute the same function: compare loss and gradients on batch 0.
         def grads_of(apply):
-            loss = lambda p: train.token_nll(apply(p), all_tokens[0], all_mask[0])[0]  # noqa: E731
-            return jax.jit(jax.value_and_grad(loss))(state["params"])
+            loss = lambda p: mle.token_nll(apply(p), all_tokens[0], all_mask[0])[0]  # noqa: E731
+            return jax.jit(jax.value_and_grad(loss))(state.gen)
 
         ref_loss, ref_grads = grads_of(lambda p: model.apply({"params": p}, all_tokens[0]))
         new_loss, new_grads = grads_of(lambda p: hoisted_apply(p, all_tokens[0], unroll, custom_vjp))
@@ -255,7 +255,7 @@ def ours_child(spec_json: str) -> None:
         check = {"loss_abs_diff": abs(float(ref_loss) - float(new_loss)),
                  "max_rel_grad_diff": max(jax.tree_util.tree_leaves(diffs))}
 
-    step_fn = jax.jit(train.make_mle_step(step_model, optimizer), donate_argnums=0)
+    step_fn = jax.jit(mle.make_mle_step(step_model, optimizer), donate_argnums=0)
 
     def step(tokens, mask):
         nonlocal state
@@ -276,12 +276,12 @@ def ours_child(spec_json: str) -> None:
             reply(run_steps(step, all_tokens, all_mask, cursor, cursor + n))
             cursor += n
         elif command[0] == "forward":  # where the step's time goes: the forward pass (loss) alone
-            forward = jax.jit(lambda p, t, m: train.token_nll(step_model.apply({"params": p}, t), t, m)[0])
-            float(forward(state["params"], all_tokens[0], all_mask[0]))
+            forward = jax.jit(lambda p, t, m: mle.token_nll(step_model.apply({"params": p}, t), t, m)[0])
+            float(forward(state.gen, all_tokens[0], all_mask[0]))
             times = []
             for k in range(5):
                 t = time.perf_counter()
-                float(forward(state["params"], all_tokens[k % len(all_tokens)], all_mask[k % len(all_mask)]))
+                float(forward(state.gen, all_tokens[k % len(all_tokens)], all_mask[k % len(all_mask)]))
                 times.append(time.perf_counter() - t)
             reply({"forward_seconds_median": float(np.median(times)), "forward_seconds_min": min(times)})
         else:

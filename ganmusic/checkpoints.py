@@ -13,10 +13,12 @@ from pathlib import Path
 import jax
 import orbax.checkpoint as ocp
 
+from ganmusic.errors import GanmusicError
+
 logging.getLogger("absl").setLevel(logging.ERROR)  # orbax logs every save at INFO/WARNING
 
 
-class CheckpointError(ValueError):
+class CheckpointError(GanmusicError):
     """No usable checkpoint, with a one-line reason."""
 
 

@@ -30,26 +30,37 @@ from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Vocab
 from ganmusic.models import ClassifierConfig, StyleClassifier
 from ganmusic.ui import maybe_progress
+from ganmusic.configs import TrainConfig, check
+from ganmusic.errors import GanmusicError
 
 FORMAT = "ganmusic-classifier/1"
 SCORE_BATCH = 512  # windows per jitted call when scoring; batches are padded to this size
 
 
-class ClassifierError(ValueError):
+class ClassifierError(GanmusicError):
     """A classifier folder that cannot be used, with a one-line reason."""
 
 
-@dataclass(frozen=True)
-class TrainConfig:
-    window: int = 64
-    steps: int = 1500
-    batch_size: int = 64
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    warmup: int = 100
-    transpose: int = 6  # augmentation range in semitones (the model is key-invariant anyway)
-    eval_every: int = 100
-    seed: int = 0
+def steps_for_epochs(corpus: data.Corpus, epochs: float, window: int, batch_size: int) -> int:
+    """Training steps for `epochs` passes over the training split's windows."""
+    check(epochs > 0, f"epochs must be > 0, got {epochs}")
+    n_windows = len(data.eval_windows(corpus, corpus.indices("train"), window).tokens)
+    return max(1, int(epochs * n_windows / batch_size))
+
+
+def default_name(model_config: ClassifierConfig, train_config: TrainConfig) -> str:
+    """A classifier folder name from its settings, e.g. `conv-w64-s0` (`-pitch`: blind to timing)."""
+    pitch_only = "-pitch" if model_config.merged_tokens else ""
+    return f"{model_config.encoder}-w{train_config.window}{pitch_only}-s{train_config.seed}"
+
+
+def latest_classifier(root: str | Path = "classifiers") -> Path:
+    """The most recently trained classifier folder under `root`."""
+    root = Path(root)
+    found = sorted(root.glob("*/config.json"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
+    if not found:
+        raise ClassifierError(f"no trained classifier in {root}/")
+    return found[-1].parent
 
 
 # ---------------------------------------------------------------------------------------------
@@ -89,16 +100,9 @@ def make_predict(model: StyleClassifier):
 
 def predict_logits(predict, params, batch: data.Batch, batch_size: int = SCORE_BATCH) -> np.ndarray:
     """Logits for any number of windows, in fixed-size padded chunks (one compilation)."""
-    n = len(batch.tokens)
-    out = np.zeros(n, dtype=np.float32)
-    for lo in range(0, n, batch_size):
-        tokens = batch.tokens[lo : lo + batch_size]
-        mask = batch.mask[lo : lo + batch_size]
-        pad = batch_size - len(tokens)
-        if pad:
-            tokens = np.pad(tokens, ((0, pad), (0, 0)))
-            mask = np.pad(mask, ((0, pad), (0, 0)))
-        out[lo : lo + batch_size] = np.asarray(predict(params, tokens, mask))[: batch_size - pad]
+    out = np.zeros(len(batch.tokens), dtype=np.float32)
+    for k, (tokens, mask, n) in enumerate(data.fixed_batches(batch.tokens, batch.mask, batch_size)):
+        out[k * batch_size : k * batch_size + n] = np.asarray(predict(params, tokens, mask))[:n]
     return out
 
 
@@ -323,16 +327,16 @@ class Classifier:
             model_config = ClassifierConfig.from_dict(config["model"])
             if model_config.vocab_size != Vocab(encoding).size:
                 raise ValueError("model and encoding disagree on the vocabulary size")
-        except (ValueError, KeyError, TypeError) as exc:
-            raise ClassifierError(f"{config_path}: incompatible classifier config ({exc})") from None
+            window, threshold, positive = int(config["window"]), float(config["threshold"]), str(config["positive"])
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise ClassifierError(f"{config_path}: incompatible classifier config ({type(exc).__name__}: {exc})") from None
         model = StyleClassifier(model_config)
-        window = int(config["window"])
         template = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, window), jnp.int32))["params"])
         try:
             params = checkpoints.restore_latest(path / "checkpoint", template)
         except checkpoints.CheckpointError as exc:
             raise ClassifierError(f"{path}: {exc}") from None
-        return cls(path, encoding, model_config, params, float(config["threshold"]), window, config["positive"])
+        return cls(path, encoding, model_config, params, threshold, window, positive)
 
     @property
     def vocab(self) -> Vocab:

@@ -16,6 +16,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from ganmusic.errors import GanmusicError
 from ganmusic.ui import console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -26,8 +27,8 @@ app.add_typer(data_app, name="data")
 EXIT_USER_ERROR = 2
 
 
-class UserError(Exception):
-    """A problem with the user's input, reported as one line."""
+class UserError(GanmusicError):
+    """A problem with the command line itself (options that cannot go together)."""
 
 
 def fail(message: str, code: int = EXIT_USER_ERROR):
@@ -36,25 +37,15 @@ def fail(message: str, code: int = EXIT_USER_ERROR):
 
 
 def user_errors(func):
-    """Report the library's user-facing errors as one line with exit code 2, not a traceback."""
+    """Report the library's user-facing errors (`GanmusicError`) as one line with their exit code
+    (2, or 1 for a diverged training run), not a traceback."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        from ganmusic.checkpoints import CheckpointError
-        from ganmusic.classify import ClassifierError
-        from ganmusic.data import CorpusError
-        from ganmusic.encoding import MidiError
-        from ganmusic.evaluate import EvaluateError
-        from ganmusic.importers import SourceError
-        from ganmusic.train import RunError, TrainingDiverged
-
         try:
             return func(*args, **kwargs)
-        except (CorpusError, MidiError, UserError, ClassifierError, RunError, CheckpointError,
-                EvaluateError, SourceError) as exc:
-            fail(str(exc))
-        except TrainingDiverged as exc:
-            fail(str(exc), code=1)
+        except GanmusicError as exc:
+            fail(str(exc), code=exc.exit_code)
 
     return wrapper
 
@@ -387,7 +378,7 @@ def train_gan(
     --adv-steps) jointly against a discriminator started from --classifier."""
     import jax
 
-    from ganmusic import train
+    from ganmusic import runs, train
     from ganmusic.encoding import Vocab
     from ganmusic.gan import AdvConfig
     from ganmusic.models import GeneratorConfig
@@ -400,7 +391,7 @@ def train_gan(
     try:
         generator = GeneratorConfig(vocab_size=Vocab(encoding).size, layers=parse_layers(layers), cell=cell,
                                     embed_dim=embed_dim, dropout=dropout)
-        config = train.RunConfig(data=str(data_path), generator=generator, encoding=encoding, positive=positive,
+        config = runs.RunConfig(data=str(data_path), generator=generator, encoding=encoding, positive=positive,
                                  window=window, batch_size=batch_size, mle_steps=mle_steps, lr=lr,
                                  optimizer=optimizer, clip=clip, transpose=transpose, eval_every=eval_every,
                                  checkpoint_every=checkpoint_every, seed=seed,
@@ -458,9 +449,9 @@ def sample(
     import jax
 
     from ganmusic import encoding as enc
-    from ganmusic import metrics, plots, sampling, train
+    from ganmusic import metrics, plots, runs, sampling
 
-    config, params = train.restore_params(run, checkpoint)
+    config, params = runs.restore_params(run, checkpoint)
     vocab = enc.Vocab(config.encoding)
     primer_tokens = None
     if primer is not None:

@@ -31,6 +31,7 @@ from ganmusic import chords as ch
 from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Vocab
 from ganmusic.ui import maybe_progress
+from ganmusic.errors import GanmusicError
 
 CACHE_FORMAT = 2  # 2: chord conditioning and chord counts beside the tokens
 MIDI_SUFFIXES = (".mid", ".midi", ".kar")
@@ -39,7 +40,7 @@ DEFAULT_MIN_NOTES = 8
 DEFAULT_MAX_FILE_BYTES = 16 * 1024 * 1024
 
 
-class CorpusError(ValueError):
+class CorpusError(GanmusicError):
     """A corpus that cannot be used at all (missing folder, wrong layout), with a one-line reason."""
 
 
@@ -63,6 +64,28 @@ def is_midi(path: Path) -> bool:
     return path.suffix.lower() in MIDI_SUFFIXES
 
 
+def midi_files(folder: str | Path) -> list[Path]:
+    """The MIDI files under a folder, recursively, sorted."""
+    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_midi(p))
+
+
+def expand_paths(items: list[str | Path]) -> list[str]:
+    """Files, folders (their MIDI files, recursively) and globs, in the order given; a missing
+    file stays in the list, so that it becomes an error row rather than vanishing."""
+    import glob
+
+    out = []
+    for item in map(str, items):
+        path = Path(item)
+        if path.is_dir():
+            out += [str(p) for p in midi_files(path)]
+        elif not path.exists() and any(ch in item for ch in "*?["):
+            out += sorted(p for p in glob.glob(item, recursive=True) if Path(p).is_file())
+        else:
+            out.append(item)
+    return out
+
+
 def find_entries(source: str | Path) -> tuple[Path, list[Entry]]:
     """The labelled files of a corpus as `(root, entries)`; raises `CorpusError` on bad layouts."""
     source = Path(source)
@@ -76,7 +99,7 @@ def find_entries(source: str | Path) -> tuple[Path, list[Entry]]:
         return source, read_manifest(source / "manifest.csv")
     entries = []
     for sub in sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        entries += [Entry(p, sub.name, "") for p in sorted(sub.rglob("*")) if p.is_file() and is_midi(p)]
+        entries += [Entry(p, sub.name, "") for p in midi_files(sub)]
     if not entries:
         raise CorpusError(
             f"{source}: expected one subfolder of MIDI files per label (e.g. jazz/, not_jazz/) "
@@ -569,6 +592,17 @@ def eval_windows(corpus: Corpus, indices: np.ndarray, window: int) -> Batch:
                          [corpus.conditioning(i) for i in indices])
     files = indices[batch.file_index] if len(indices) else batch.file_index
     return Batch(batch.tokens, batch.mask, corpus.is_positive[files].astype(np.int32), files, batch.cond)
+
+
+def fixed_batches(tokens: np.ndarray, mask: np.ndarray, batch_size: int):
+    """`(tokens, mask, n)` chunks of exactly `batch_size` rows, the last one zero-padded (`n`
+    real rows), so a jitted function over them compiles once."""
+    for lo in range(0, len(tokens), batch_size):
+        t, m = tokens[lo : lo + batch_size], mask[lo : lo + batch_size]
+        n = len(t)
+        if n < batch_size:
+            t, m = np.pad(t, ((0, batch_size - n), (0, 0))), np.pad(m, ((0, batch_size - n), (0, 0)))
+        yield t, m, n
 
 
 def corpus_summary(corpus: Corpus) -> dict:

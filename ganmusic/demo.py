@@ -47,8 +47,7 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0, progress: bool
     written where, with the headline numbers."""
     import jax
 
-    from ganmusic import classify, data, democorpus, evaluate, plots, sampling, train
-    from ganmusic import encoding as enc
+    from ganmusic import classify, data, democorpus, evaluate, runs, sampling, songs, train
     from ganmusic.gan import AdvConfig
     from ganmusic.models import ClassifierConfig, GeneratorConfig
 
@@ -69,7 +68,7 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0, progress: bool
 
     stage(3, stages, f"training the generator: {size.mle_steps} MLE steps, then {size.adv_steps} adversarial steps")
     run_dir = out / "runs" / "demo"
-    config = train.RunConfig(
+    config = runs.RunConfig(
         data=str(corpus_dir), generator=GeneratorConfig(vocab_size=corpus.vocab.size, layers=size.layers, embed_dim=32),
         window=size.window, batch_size=size.batch_size, mle_steps=size.mle_steps, lr=size.lr,
         eval_every=max(size.mle_steps // 4, 1), checkpoint_every=size.mle_steps + size.adv_steps, seed=seed,
@@ -77,14 +76,11 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0, progress: bool
     run_summary = train.train_run(config, run_dir, progress=progress, corpus=corpus)
 
     stage(4, stages, f"sampling {size.samples} songs")
-    _, params = train.restore_params(run_dir, "last")
+    _, params = runs.restore_params(run_dir, "last")
     tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), size.samples,
                              size.sample_tokens, sampling.SamplingConfig(top_p=0.95))
     samples_dir = run_dir / "samples" / "demo"
-    paths = sampling.write_midi_files(tokens, config.encoding, samples_dir, tempo=180.0)
-    for path, row in zip(paths, tokens):
-        plots.piano_roll(enc.tokens_to_notes(row, corpus.vocab), config.encoding.steps_per_beat,
-                         path.with_suffix(".png"), title=f"demo {path.stem}")
+    paths = songs.write_songs(tokens, config.encoding, samples_dir, tempo=180.0, png=True, title="demo")
 
     stage(5, stages, "scoring the songs with the classifier")
     scores = classify.score_files(classify.Classifier.load(classifier_dir), paths, workers=1, progress=False)

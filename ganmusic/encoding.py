@@ -12,12 +12,13 @@ next (`Grammar`); sampling applies it and every sequence, cut at any length, dec
 
 from __future__ import annotations
 
-import dataclasses
-import json
 from dataclasses import dataclass, field
 from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
+
+from ganmusic.configs import EncodingConfig
+from ganmusic.errors import GanmusicError
 
 PAD, BOS, EOS = 0, 1, 2
 SPECIAL_TOKENS = ("PAD", "BOS", "EOS")
@@ -27,53 +28,8 @@ T_PAD, T_BOS, T_EOS, T_SHIFT, T_PITCH, T_DUR = range(6)
 TYPE_NAMES = ("PAD", "BOS", "EOS", "SHIFT", "PITCH", "DUR")
 
 
-class MidiError(ValueError):
+class MidiError(GanmusicError):
     """A MIDI file that cannot be used, with a one-line reason."""
-
-
-def config_from_dict(cls, d: dict, what: str):
-    """A config dataclass from its JSON form: unknown keys are an error, lists become tuples."""
-    unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-    if unknown:
-        raise ValueError(f"unknown {what} config keys: {sorted(unknown)}")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
-
-
-@dataclass(frozen=True)
-class EncodingConfig:
-    """Everything that defines the vocabulary; saved as JSON with every model."""
-
-    steps_per_beat: int = 12  # holds sixteenths and eighth-note triplets
-    pitch_min: int = 21  # the piano's range by default
-    pitch_max: int = 108
-    fine_beats: int = 2  # shifts and durations up to this many beats are exact on the grid
-    coarse_shift_beats: tuple[int, ...] = (3, 4, 5, 6, 7, 8, 12, 16)  # longer rests: buckets
-    coarse_dur_beats: tuple[int, ...] = (3, 4, 6, 8)  # longer notes: buckets
-    melody: bool = False  # skyline: only the highest note at each onset
-
-    def __post_init__(self):
-        if self.steps_per_beat < 1:
-            raise ValueError("steps_per_beat must be >= 1")
-        if not 0 <= self.pitch_min <= self.pitch_max <= 127:
-            raise ValueError("need 0 <= pitch_min <= pitch_max <= 127")
-        if self.fine_beats < 1:
-            raise ValueError("fine_beats must be >= 1")
-        for name in ("coarse_shift_beats", "coarse_dur_beats"):
-            beats = tuple(int(b) for b in getattr(self, name))
-            if list(beats) != sorted(set(beats)) or (beats and beats[0] <= self.fine_beats):
-                raise ValueError(f"{name} must be increasing and above fine_beats")
-            object.__setattr__(self, name, beats)
-
-    def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "EncodingConfig":
-        return config_from_dict(cls, d, "encoding")
-
-    @classmethod
-    def from_json(cls, text: str) -> "EncodingConfig":
-        return cls.from_dict(json.loads(text))
 
 
 class Note(NamedTuple):

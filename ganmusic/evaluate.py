@@ -23,12 +23,13 @@ from ganmusic import chords, data, metrics, realism
 from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Note, Vocab
 from ganmusic.ui import console, maybe_progress
+from ganmusic.errors import GanmusicError
 
 REFERENCE = "reference"
 SCALAR_FEATURES = [name for name in metrics.FEATURES if name not in metrics.HISTOGRAM_BINS]
 
 
-class EvaluateError(ValueError):
+class EvaluateError(GanmusicError):
     """Unusable evaluation input, with a one-line reason."""
 
 
@@ -99,10 +100,6 @@ def is_run(path: Path) -> bool:
     return (path / "config.json").is_file() and (path / "checkpoints").exists()
 
 
-def midi_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.is_file() and data.is_midi(p))
-
-
 def chunk_sequence(tokens: np.ndarray, vocab: Vocab, length: int) -> list[np.ndarray]:
     """Notes of a sequence cut into pieces of `length // 3` notes (`BOS` first); a last piece
     shorter than half that is dropped, unless it is the only one."""
@@ -148,7 +145,7 @@ def load_reference(against: Path, encoding: EncodingConfig, positive: str, progr
                            pieces=corpus_split_pieces(corpus, chosen))
         training = [corpus.sequence(i) for i in corpus.indices("train", positive=True)]
         return reference, training, corpus
-    if not against.is_dir() or not midi_files(against):
+    if not against.is_dir() or not data.midi_files(against):
         raise EvaluateError(f"{against}: not a labelled corpus and no MIDI files in it")
     reference = read_midi_folder(against, REFERENCE, encoding, progress)
     reference.kind = "reference"
@@ -166,7 +163,7 @@ def read_corpus_split(path: Path, name: str, encoding: EncodingConfig, positive:
 
 
 def read_midi_folder(folder: Path, name: str, encoding: EncodingConfig, progress: bool) -> Source:
-    paths = midi_files(folder)
+    paths = data.midi_files(folder)
     if not paths:
         raise EvaluateError(f"{folder}: no MIDI files (and not a run folder)")
     parsed = data.parse_files([str(p) for p in paths], encoding, min_notes=1, workers=None, progress=progress)
@@ -189,11 +186,11 @@ def sample_run(run_dir: Path, config, params, num: int, length: int, seed: int, 
     """`num` samples of `length` tokens from a run, also written as MIDI under `out_dir`."""
     import jax
 
-    from ganmusic import sampling
+    from ganmusic import sampling, songs
 
     tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num, length,
                              sampling_config)
-    sampling.write_midi_files(tokens, config.encoding, out_dir)
+    songs.write_songs(tokens, config.encoding, out_dir)
     vocab = Vocab(config.encoding)
     return Source(run_dir.name, str(run_dir), "run", sequences=list(tokens), run_dir=run_dir,
                   pieces=[piece_from_tokens(t, vocab, f"sample{k}") for k, t in enumerate(tokens)])
@@ -301,11 +298,11 @@ def baseline_scores(model, chunks: list[np.ndarray], vocab: Vocab, window: int, 
 
 def reference_nll(config, params, reference: Source, vocab: Vocab) -> float:
     """NLL per token of the whole reference pieces under the run's generator (teacher forcing)."""
-    from ganmusic import train
+    from ganmusic import mle
     from ganmusic.models import Generator
 
     windows = data.tile_windows(reference.sequences, vocab, config.window)
-    return train.validation_nll(train.make_eval_nll(Generator(config.generator)), params, windows,
+    return mle.validation_nll(mle.make_eval_nll(Generator(config.generator)), params, windows,
                                 min(config.batch_size, 32))
 
 
@@ -320,7 +317,8 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
     positive label) against a reference; writes `report.json`, `report.md`, `chunks.csv` and PNGs
     into `out_dir`; returns the report. `reference_split` picks the reference's split when
     `against` is a labelled corpus ("train" to measure the real test split against real music)."""
-    from ganmusic import classify, plots, sampling, train
+    from ganmusic import classify, plots, sampling
+    from ganmusic.runs import MetricsLog, load_run_config, restore_params
 
     sampling_config = sampling_config or sampling.SamplingConfig()
     out_dir = Path(out_dir)
@@ -331,12 +329,12 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
         if not p.is_dir():
             raise EvaluateError(f"{p}: no such folder")
     runs = [p for p in inputs if is_run(p)]
-    configs = {p: train.load_run_config(p) for p in runs}
+    configs = {p: load_run_config(p) for p in runs}
     encoding = configs[runs[0]].encoding if runs else EncodingConfig()
     positive = configs[runs[0]].positive if runs else "jazz"
     if against is None:
         if not runs:
-            raise EvaluateError("no run given: say what to compare against with --against DATA")
+            raise EvaluateError("no run given: say what to compare against (a labelled corpus or a folder of MIDI)")
         against = configs[runs[0]].data
     vocab = Vocab(encoding)
 
@@ -354,7 +352,7 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
     with maybe_progress(progress, "sampling and reading", len(inputs)) as advance:
         for name, path in zip(names, inputs):
             if path in configs:
-                config, params = restored[path] = train.restore_params(path, checkpoint)
+                config, params = restored[path] = restore_params(path, checkpoint)
                 if config.encoding != encoding:
                     raise EvaluateError(f"{path}: its encoding differs from the other runs' and the reference's")
                 source = sample_run(path, config, params, num, length, seed, sampling_config,
@@ -426,7 +424,7 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
     (out_dir / "report.md").write_text(markdown(report))
     write_chunks_csv(all_rows, out_dir / "chunks.csv")
     plots.feature_histograms(all_rows, SCALAR_FEATURES, metrics.HISTOGRAM_BINS, out_dir / "features.png")
-    histories = {name: train.MetricsLog.read(p / "metrics.jsonl") for name, p in zip(names, inputs) if p in configs}
+    histories = {name: MetricsLog.read(p / "metrics.jsonl") for name, p in zip(names, inputs) if p in configs}
     if histories:
         plots.compare_curves(histories, "val_nll", out_dir / "curves.png", title="validation NLL per token")
     return report

@@ -16,60 +16,36 @@ example's global index, so the same global batch gives the same update on any de
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass
 
 import jax
 import jax.numpy as jnp
 import optax
+from flax import struct
 
+from ganmusic.configs import AdvConfig
 from ganmusic.encoding import BOS, EOS, T_PITCH, T_SHIFT, Grammar
+from ganmusic.mle import token_nll
 from ganmusic.models import Generator, StyleClassifier, generator_initial_carry
 
-ESTIMATORS = ("gumbel", "reinforce")
+@struct.dataclass
+class AdvState:
+    """The adversarial phase's training state: generator and discriminator weights with their
+    optimizer states, step, RNG key and the REINFORCE baseline."""
+
+    gen: dict
+    gen_opt: optax.OptState
+    disc: dict
+    disc_opt: optax.OptState
+    step: jnp.ndarray
+    rng: jnp.ndarray
+    baseline: jnp.ndarray
 
 
-@dataclass(frozen=True)
-class AdvConfig:
-    steps: int = 0  # adversarial steps after the MLE phase (0: plain MLE)
-    estimator: str = "gumbel"
-    classifier: str | None = None  # the pretrained classifier the discriminator starts from
-    lambda_mle: float = 1.0
-    lambda_adv: float = 0.3
-    lambda_rep: float = 1.0
-    lr: float = 1e-4  # generator learning rate in this phase
-    d_lr: float = 1e-4
-    d_steps: int = 1  # discriminator updates per generator update
-    label_smoothing: float = 0.1  # real windows get label 1 - this
-    not_jazz_share: float = 0.5  # of the discriminator's negatives, the share of other-label windows
-    tau_start: float = 1.0  # Gumbel-softmax temperature, annealed geometrically
-    tau_end: float = 0.3
-    entropy: float = 0.01  # REINFORCE entropy bonus
-    baseline_decay: float = 0.9  # REINFORCE moving-average baseline
-    sample_every: int = 200  # write a few samples to runs/NAME/samples/STEP/
-    # Each generated sample is this many discriminator windows long, cut end to end on note
-    # boundaries, so the critic judges every part of a sample and not only its opening notes.
-    windows: int = 3
-
-    def __post_init__(self):
-        if self.estimator not in ESTIMATORS:
-            raise ValueError(f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
-        if self.steps and not self.classifier:
-            raise ValueError("the adversarial phase needs --classifier classifiers/NAME")
-        if not 0.0 <= self.not_jazz_share <= 1.0:
-            raise ValueError("not_jazz_share must be in [0, 1]")
-        if self.d_steps < 1:
-            raise ValueError("d_steps must be >= 1")
-        if self.windows < 1:
-            raise ValueError("windows must be >= 1")
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    def tau(self, step):
-        """Gumbel temperature at adversarial step `step` (0-based), from tau_start to tau_end."""
-        frac = jnp.clip(step / max(self.steps - 1, 1), 0.0, 1.0)
-        return self.tau_start * (self.tau_end / self.tau_start) ** frac
+def init_adv_state(gen_params, disc_params, g_opt, d_opt, seed: int) -> AdvState:
+    """The adversarial phase starts from the generator as the MLE phase left it."""
+    return AdvState(gen=gen_params, gen_opt=g_opt.init(gen_params), disc=disc_params,
+                    disc_opt=d_opt.init(disc_params), step=jnp.zeros((), jnp.int32),
+                    rng=jax.random.PRNGKey(seed + 1), baseline=jnp.zeros((), jnp.float32))
 
 
 def example_keys(rng, example_ids):
@@ -141,7 +117,8 @@ def repeated_pitches(ids, vocab) -> jnp.ndarray:
     return same.sum(-1) / jnp.maximum(is_pitch.sum(-1) - 1, 1)
 
 
-def bce(logits, target):
+def bce_to(logits, target: float):
+    """Binary cross-entropy of every logit against one constant target."""
     return optax.sigmoid_binary_cross_entropy(logits, jnp.full_like(logits, target)).mean()
 
 
@@ -150,7 +127,7 @@ def make_adv_step(gen_model: Generator, disc_model: StyleClassifier, grammar: Gr
                   config: AdvConfig, window: int, axis_name: str | None = None):
     """`(state, batch) -> (state, metrics)`; `window` is the discriminator's, in tokens.
 
-    state: {"gen", "gen_opt", "disc", "disc_opt", "step", "rng", "baseline"}.
+    state: an `AdvState`.
     batch: {"mle_tokens", "mle_mask" (generator NLL windows), "real_tokens", "real_mask"
     (positive windows for D), "other_tokens", "other_mask" (other-label windows for D),
     "example_ids" (global indices of this shard's generated examples)}.
@@ -165,24 +142,24 @@ def make_adv_step(gen_model: Generator, disc_model: StyleClassifier, grammar: Gr
         return disc_model.apply({"params": params}, tokens, mask)
 
     def step(state, batch):
-        rng = jax.random.fold_in(state["rng"], state["step"])
+        rng = jax.random.fold_in(state.rng, state.step)
         keys = example_keys(rng, batch["example_ids"])
-        tau = config.tau(state["step"])
+        tau = config.tau(state.step)
         hard = config.estimator == "reinforce"
 
         # Generated windows, as the discriminator sees them: without BOS, like real windows.
-        one_hots, ids, logp, repeat = rollout(gen_model, state["gen"], grammar, keys, sample_length, tau, hard)
+        one_hots, ids, logp, repeat = rollout(gen_model, state.gen, grammar, keys, sample_length, tau, hard)
         fake = jax.lax.stop_gradient(cut_windows(one_hots, window, config.windows))
 
         # Discriminator.
         def d_loss_fn(d_params):
-            real = bce(d_logits(d_params, batch["real_tokens"], batch["real_mask"]), 1.0 - config.label_smoothing)
-            gen = bce(d_logits(d_params, fake), 0.0)
-            other = bce(d_logits(d_params, batch["other_tokens"], batch["other_mask"]), 0.0)
+            real = bce_to(d_logits(d_params, batch["real_tokens"], batch["real_mask"]), 1.0 - config.label_smoothing)
+            gen = bce_to(d_logits(d_params, fake), 0.0)
+            other = bce_to(d_logits(d_params, batch["other_tokens"], batch["other_mask"]), 0.0)
             share = config.not_jazz_share
             return real + (1 - share) * gen + share * other
 
-        disc, disc_opt = state["disc"], state["disc_opt"]
+        disc, disc_opt = state.disc, state.disc_opt
         for _ in range(config.d_steps):
             d_loss, d_grads = jax.value_and_grad(d_loss_fn)(disc)
             d_grads = mean(d_grads)
@@ -192,9 +169,7 @@ def make_adv_step(gen_model: Generator, disc_model: StyleClassifier, grammar: Gr
         # Generator.
         def g_loss_fn(g_params):
             logits = gen_model.apply({"params": g_params}, batch["mle_tokens"])
-            targets, weights = batch["mle_tokens"][:, 1:], batch["mle_mask"][:, 1:].astype(jnp.float32)
-            nll = (optax.softmax_cross_entropy_with_integer_labels(logits[:, :-1], targets) * weights).sum()
-            nll = nll / jnp.maximum(weights.sum(), 1.0)
+            nll, _ = token_nll(logits, batch["mle_tokens"], batch["mle_mask"])
             if hard:
                 # REINFORCE: rerun the sampled sequence to get differentiable log-probabilities.
                 logp_g = rollout_logp(gen_model, g_params, grammar, ids)
@@ -202,7 +177,7 @@ def make_adv_step(gen_model: Generator, disc_model: StyleClassifier, grammar: Gr
                                                                    config.windows)))
                 d_prob = d_prob.reshape(ids.shape[0], config.windows).mean(-1)  # one reward per sample
                 reward = d_prob - config.lambda_rep * repeated_pitches(ids, vocab)
-                advantage = jax.lax.stop_gradient(reward - state["baseline"])
+                advantage = jax.lax.stop_gradient(reward - state.baseline)
                 chosen = jnp.take_along_axis(logp_g, ids[..., None], -1)[..., 0].sum(-1)
                 entropy = -(jnp.exp(logp_g) * logp_g).sum(-1).mean(-1)
                 adv = -(advantage * chosen).mean() / sample_length - config.entropy * entropy.mean()
@@ -216,12 +191,12 @@ def make_adv_step(gen_model: Generator, disc_model: StyleClassifier, grammar: Gr
             total = config.lambda_mle * nll + config.lambda_adv * adv + config.lambda_rep * rep
             return total, (nll, adv, rep, jax.nn.sigmoid(d_out).mean(), jnp.zeros(()))
 
-        (g_loss, (nll, adv, rep, d_fake, reward)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state["gen"])
+        (g_loss, (nll, adv, rep, d_fake, reward)), g_grads = jax.value_and_grad(g_loss_fn, has_aux=True)(state.gen)
         g_grads = mean(g_grads)
-        updates, gen_opt = g_opt.update(g_grads, state["gen_opt"], state["gen"])
-        gen = optax.apply_updates(state["gen"], updates)
+        updates, gen_opt = g_opt.update(g_grads, state.gen_opt, state.gen)
+        gen = optax.apply_updates(state.gen, updates)
 
-        baseline = state["baseline"]
+        baseline = state.baseline
         if hard:
             baseline = config.baseline_decay * baseline + (1 - config.baseline_decay) * mean(reward)
         acc = lambda logits, label: ((logits > 0) == label).mean()  # noqa: E731
@@ -235,8 +210,8 @@ def make_adv_step(gen_model: Generator, disc_model: StyleClassifier, grammar: Gr
             "g_grad_norm": optax.tree.norm(g_grads), "d_grad_norm": optax.tree.norm(d_grads), "tau": tau,
         }
         metrics = jax.tree.map(mean, metrics)
-        new_state = {"gen": gen, "gen_opt": gen_opt, "disc": disc, "disc_opt": disc_opt,
-                     "step": state["step"] + 1, "rng": state["rng"], "baseline": baseline}
+        new_state = state.replace(gen=gen, gen_opt=gen_opt, disc=disc, disc_opt=disc_opt, step=state.step + 1,
+                                  baseline=baseline)
         return new_state, metrics
 
     return step

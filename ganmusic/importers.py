@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 import pretty_midi
 
+from ganmusic.errors import GanmusicError
 
-class SourceError(ValueError):
+
+class SourceError(GanmusicError):
     """A source that cannot be imported, with a one-line reason."""
 
 

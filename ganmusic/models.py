@@ -8,71 +8,14 @@ differentiated, exactly like real data. Padded positions never influence the log
 
 from __future__ import annotations
 
-import dataclasses
 import functools
-from dataclasses import dataclass
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from ganmusic.encoding import PAD, config_from_dict
-
-ENCODERS = ("conv", "gru")
-
-
-def check_sizes(config, names: tuple[str, ...]) -> None:
-    """Checks shared by the model configs: the named sizes are >= 1, dropout is in [0, 1)."""
-    for name in names:
-        if int(getattr(config, name)) < 1:
-            raise ValueError(f"{name} must be >= 1")
-    if not 0.0 <= config.dropout < 1.0:
-        raise ValueError("dropout must be in [0, 1)")
-
-
-@dataclass(frozen=True)
-class ClassifierConfig:
-    """Classifier architecture; saved as JSON with every classifier."""
-
-    vocab_size: int
-    embed_dim: int = 64
-    encoder: str = "conv"  # "conv" (dilated residual CNN) or "gru" (bidirectional GRU)
-    hidden: int = 128
-    layers: int = 4  # conv: blocks with dilations 1, 2, 4, ...; gru: bidirectional layers
-    kernel_size: int = 3
-    dropout: float = 0.1
-    # (first PITCH token id, number of pitches): embed pitches by interval, blind to key.
-    pitch_tokens: tuple[int, int] | None = None
-    max_interval: int = 24  # intervals up to two octaves get their own embedding
-    # Token id ranges [lo, hi) each embedded as one token: with the SHIFT and DUR ranges the
-    # model cannot see rhythm at all, only pitches (see `for_vocab(timing=False)`).
-    merged_tokens: tuple[tuple[int, int], ...] = ()
-
-    @classmethod
-    def for_vocab(cls, vocab, timing: bool = True, **kwargs) -> "ClassifierConfig":
-        """A key-invariant config for an `encoding.Vocab`; `timing=False` also makes it blind
-        to rhythm, for corpora whose timing differs for reasons other than style (performed
-        against quantized files, say)."""
-        merged = () if timing else ((vocab.shift_start, vocab.pitch_start), (vocab.dur_start, vocab.size))
-        return cls(vocab_size=vocab.size, pitch_tokens=(vocab.pitch_start, len(vocab.pitches)),
-                   merged_tokens=merged, **kwargs)
-
-    def __post_init__(self):
-        if self.encoder not in ENCODERS:
-            raise ValueError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
-        check_sizes(self, ("vocab_size", "embed_dim", "hidden", "layers", "kernel_size"))
-        merged = tuple((int(lo), int(hi)) for lo, hi in self.merged_tokens)  # JSON gives lists
-        if any(not 0 <= lo < hi <= self.vocab_size for lo, hi in merged):
-            raise ValueError(f"merged_tokens must be ranges inside the vocabulary, got {merged}")
-        object.__setattr__(self, "merged_tokens", merged)
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ClassifierConfig":
-        return config_from_dict(cls, d, "classifier")
-
+from ganmusic.configs import ClassifierConfig, GeneratorConfig
+from ganmusic.encoding import PAD
 
 def interval_buckets(cfg: ClassifierConfig) -> int:
     """-max..+max, one for wider leaps, one for 'no previous pitch'."""
@@ -219,38 +162,6 @@ class StyleClassifier(nn.Module):
 # ---------------------------------------------------------------------------------------------
 # The generator: a token language model (embedding, stacked LSTM/GRU, logits over the vocab).
 # ---------------------------------------------------------------------------------------------
-
-CELLS = ("lstm", "gru")
-
-
-@dataclass(frozen=True)
-class GeneratorConfig:
-    """Generator architecture; saved as JSON with every generator."""
-
-    vocab_size: int
-    layers: tuple[int, ...] = (256, 256)  # hidden size of each recurrent layer, bottom first
-    cell: str = "lstm"  # "lstm" or "gru"
-    embed_dim: int = 128
-    dropout: float = 0.0  # on each recurrent layer's output, only with train=True
-
-    def __post_init__(self):
-        if self.cell not in CELLS:
-            raise ValueError(f"cell must be one of {CELLS}, got {self.cell!r}")
-        if isinstance(self.layers, int) or not self.layers:
-            raise ValueError("layers must be a non-empty sequence of hidden sizes")
-        layers = tuple(int(h) for h in self.layers)
-        if min(layers) < 1:
-            raise ValueError("every layer size must be >= 1")
-        object.__setattr__(self, "layers", layers)
-        check_sizes(self, ("vocab_size", "embed_dim"))
-
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "GeneratorConfig":
-        return config_from_dict(cls, d, "generator")
-
 
 def generator_initial_carry(config: GeneratorConfig, batch_size: int):
     """Zero recurrent state of every layer: `(c, h)` per LSTM layer, `h` per GRU layer."""

@@ -17,15 +17,14 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ganmusic.encoding import BOS, EOS, PAD, EncodingConfig, Grammar, Vocab, decode_to_midi
+from ganmusic.configs import SamplingConfig
+from ganmusic.encoding import BOS, EOS, PAD, EncodingConfig, Grammar, Vocab
 from ganmusic.models import Generator, GeneratorConfig, generator_initial_carry
 
 # A penalty this large already makes a token impossible next to legal rivals, but stays finite
@@ -33,28 +32,6 @@ from ganmusic.models import Generator, GeneratorConfig, generator_initial_carry
 MAX_PENALTY = 1e9
 # The scan version makes the noise for this many values (steps x batch x vocab) at a time.
 NOISE_CHUNK = 1 << 24
-
-
-@dataclass(frozen=True)
-class SamplingConfig:
-    temperature: float = 1.0
-    top_k: int = 0  # keep the k most likely legal tokens; 0 = off
-    top_p: float = 1.0  # nucleus: the smallest set of legal tokens holding this much mass
-    argmax_mix: float = 0.0  # per step and sequence, the chance of taking the argmax instead
-    repetition_penalty: float = 1.0  # divides the probability of repeating the last pitch
-    allow_eos: bool = False  # False: EOS is masked, so samples run their full length
-
-    def __post_init__(self):
-        if not self.temperature > 0:
-            raise ValueError("temperature must be > 0")
-        if self.top_k < 0:
-            raise ValueError("top_k must be >= 0 (0 = off)")
-        if not 0.0 < self.top_p <= 1.0:
-            raise ValueError("top_p must be in (0, 1]")
-        if not 0.0 <= self.argmax_mix <= 1.0:
-            raise ValueError("argmax_mix must be in [0, 1]")
-        if not self.repetition_penalty > 0:
-            raise ValueError("repetition_penalty must be > 0 (1 = off)")
 
 
 @functools.lru_cache(maxsize=16)
@@ -214,15 +191,3 @@ def sample_python_loop(params, gen_config: GeneratorConfig, encoding_config: Enc
     if not out:
         return np.array(primer)
     return np.concatenate([primer, np.stack(out, axis=1)], axis=1).astype(np.int32)
-
-
-def write_midi_files(tokens, encoding_config: EncodingConfig, directory: Path, tempo: float = 120.0) -> list[Path]:
-    """Each row of sampled tokens as `directory/sample-KKK.mid`; returns the paths."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for k, row in enumerate(tokens):
-        path = directory / f"sample-{k:03d}.mid"
-        decode_to_midi(row, encoding_config, tempo=tempo).write(str(path))
-        paths.append(path)
-    return paths

@@ -136,6 +136,20 @@ def test_missing_or_incompatible_classifier_is_one_line(trained, tmp_path, tiny_
     assert result.returncode == 2 and "incompatible classifier config" in result.stderr
 
 
+@pytest.mark.parametrize("key", ["window", "threshold", "positive"])
+def test_classifier_config_missing_a_field_is_a_classifier_error(trained, tmp_path, key):
+    _, out, _ = trained
+    import shutil
+
+    broken = tmp_path / f"no-{key}"
+    shutil.copytree(out, broken)
+    config = json.loads((broken / "config.json").read_text())
+    del config[key]
+    (broken / "config.json").write_text(json.dumps(config))
+    with pytest.raises(classify.ClassifierError, match=f"incompatible classifier config.*{key}"):
+        classify.Classifier.load(str(broken))  # a str path works as well as a Path
+
+
 def transformed_copies(path: Path, tmp: Path) -> list[Path]:
     """The same music transposed (-5..+5), at other tempi, and with other velocities."""
     out = []

@@ -8,7 +8,7 @@ import pretty_midi
 import pytest
 
 from conftest import REAL_DATA, make_tiny_corpus, run_cli, straight_tune, swing_line, write_midi
-from ganmusic import classify, data, evaluate, metrics, realism, train
+from ganmusic import classify, data, evaluate, metrics, realism, runs, train
 from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Vocab
 from ganmusic.models import ClassifierConfig, GeneratorConfig
@@ -23,7 +23,7 @@ def setup(tmp_path_factory):
     root = make_tiny_corpus(tmp / "corpus")
     corpus = data.load_corpus(root, cache_dir=tmp / "cache", progress=False)
     gen = GeneratorConfig(vocab_size=VOCAB.size, layers=(16,), embed_dim=8)
-    config = train.RunConfig(data=str(root), generator=gen, window=24, batch_size=4, mle_steps=6, lr=5e-3,
+    config = runs.RunConfig(data=str(root), generator=gen, window=24, batch_size=4, mle_steps=6, lr=5e-3,
                              eval_every=3, checkpoint_every=3, seed=0)
     train.train_run(config, tmp / "runs" / "tiny", progress=False, corpus=corpus)
     clf = tmp / "classifiers" / "judge"

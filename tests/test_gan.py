@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import make_tiny_corpus, run_cli
-from ganmusic import classify, data, train
+from ganmusic import classify, data, runs, train
 from ganmusic.encoding import EncodingConfig, Vocab
 from ganmusic.gan import AdvConfig
 from ganmusic.models import ClassifierConfig, GeneratorConfig
@@ -37,7 +37,7 @@ def setup(tmp_path_factory):
 
 def gan_config(corpus_root, clf, **adv):
     gen = GeneratorConfig(vocab_size=Vocab(EncodingConfig()).size, layers=(16,), embed_dim=8)
-    return train.RunConfig(data=str(corpus_root), generator=gen, window=24, batch_size=8, mle_steps=4, lr=5e-3,
+    return runs.RunConfig(data=str(corpus_root), generator=gen, window=24, batch_size=8, mle_steps=4, lr=5e-3,
                            eval_every=2, checkpoint_every=2, seed=1,
                            adv=AdvConfig(**{**dict(steps=4, classifier=str(clf), sample_every=2), **adv}))
 
@@ -48,7 +48,7 @@ def test_adversarial_run_end_to_end(setup, estimator):
     run_dir = tmp / f"run-{estimator}"
     summary = train.train_run(gan_config(corpus.root, clf, estimator=estimator), run_dir, progress=False, corpus=corpus)
     assert summary["step"] == 8
-    rows = train.MetricsLog.read(run_dir / "metrics.jsonl")
+    rows = runs.MetricsLog.read(run_dir / "metrics.jsonl")
     assert [r["step"] for r in rows] == [2, 4, 6, 8]
     assert [r["phase"] for r in rows] == ["mle", "mle", "adv", "adv"]
     for key in ("mle_loss", "g_adv_loss", "d_loss", "d_acc_real", "d_acc_fake", "d_acc_other", "d_generated",
@@ -57,13 +57,13 @@ def test_adversarial_run_end_to_end(setup, estimator):
     assert sorted(p.name for p in (run_dir / "samples").iterdir()) == ["000006", "000008"]
     assert len(list((run_dir / "samples" / "000008").glob("*.mid"))) == 4
     # The adversarial generator is what `sample` uses: its last checkpoint holds "gen".
-    config, params = train.restore_params(run_dir, "last")
-    _, mle_params = train.restore_params(run_dir, "4")
+    config, params = runs.restore_params(run_dir, "last")
+    _, mle_params = runs.restore_params(run_dir, "4")
     assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(mle_params)))
 
 
 def test_adversarial_phase_needs_a_classifier():
-    with pytest.raises(ValueError, match="--classifier"):
+    with pytest.raises(ValueError, match="classifier"):
         AdvConfig(steps=3)
 
 
@@ -73,9 +73,9 @@ MULTI_DEVICE = textwrap.dedent('''
     import jax, numpy as np
     sys.path.insert(0, sys.argv[1])
     from test_gan import gan_config
-    from ganmusic import data, train
+    from ganmusic import data, mle, train
     from ganmusic.encoding import Grammar, Vocab
-    from ganmusic.gan import make_adv_step
+    from ganmusic.gan import init_adv_state, make_adv_step
     from ganmusic.models import Generator
 
     corpus_root, clf, out = sys.argv[2], sys.argv[3], sys.argv[4]
@@ -84,9 +84,9 @@ MULTI_DEVICE = textwrap.dedent('''
     config = gan_config(corpus_root, clf)
     disc = train.load_discriminator(config)
     model = Generator(config.generator)
-    mle_state = train.init_state(model, train.make_optimizer(config), config)
-    state = train.init_adv_state(config, mle_state["params"], disc)
+    mle_state = mle.init_state(model, train.mle_optimizer(config), config.seed)
     g_opt, d_opt = train.adv_optimizers(config)
+    state = init_adv_state(mle_state.gen, disc.params, g_opt, d_opt, config.seed)
     step_fn = make_adv_step(model, disc.model, Grammar(Vocab(config.encoding)), g_opt, d_opt, config.adv,
                             disc.window, train.Parallel.axis)
     batch = train.Batches(corpus, config, disc.window)(config.mle_steps + 1)
@@ -98,15 +98,15 @@ MULTI_DEVICE = textwrap.dedent('''
         results[n] = parallel.unreplicate(new_state)
     for part in ("gen", "disc"):
         diffs[part] = max(float(np.max(np.abs(a - b))) for a, b in zip(
-            jax.tree.leaves(results[1][part]), jax.tree.leaves(results[8][part])))
+            jax.tree.leaves(getattr(results[1], part)), jax.tree.leaves(getattr(results[8], part))))
     moved = max(float(np.max(np.abs(a - b))) for a, b in zip(
-        jax.tree.leaves(results[8]["gen"]), jax.tree.leaves(state["gen"])))
-    mle = train.make_mle_step(model, train.make_optimizer(config), train.Parallel.axis)
+        jax.tree.leaves(results[8].gen), jax.tree.leaves(state.gen)))
+    mle_step = mle.make_mle_step(model, train.mle_optimizer(config), train.Parallel.axis)
     mle_results = []
     for n in (1, 8):
         parallel = train.Parallel(n)
-        new_state, _ = parallel.pmap(mle)(parallel.replicate(mle_state), parallel.shard(batch))
-        mle_results.append(parallel.unreplicate(new_state)["params"])
+        new_state, _ = parallel.pmap(mle_step)(parallel.replicate(mle_state), parallel.shard(batch))
+        mle_results.append(parallel.unreplicate(new_state).gen)
     diffs["mle"] = max(float(np.max(np.abs(a - b))) for a, b in zip(*map(jax.tree.leaves, mle_results)))
     import dataclasses
     short = dataclasses.replace(config, mle_steps=2, adv=dataclasses.replace(config.adv, steps=2, sample_every=0))
@@ -148,9 +148,9 @@ def test_kill_9_then_resume_continues_without_gaps(setup, tmp_path):
     proc.wait()
     result = run_cli(*args, "--resume", env=env)
     assert result.returncode == 0, result.stderr
-    rows = train.MetricsLog.read(tmp_path / "killed" / "metrics.jsonl")
+    rows = runs.MetricsLog.read(tmp_path / "killed" / "metrics.jsonl")
     assert [r["step"] for r in rows] == list(range(3, 25, 3))  # no gap, no duplicate
-    assert train.restore_params(tmp_path / "killed", "last")[0].total_steps == 24
+    assert runs.restore_params(tmp_path / "killed", "last")[0].total_steps == 24
 
 
 @pytest.mark.parametrize("window", [24, 64])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import make_tiny_corpus, run_cli
-from ganmusic import data, sampling, train
+from ganmusic import data, runs, sampling, train
 from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Vocab
 from ganmusic.models import GeneratorConfig
@@ -15,7 +15,7 @@ def tiny_config(corpus_path, **kw):
     gen = GeneratorConfig(vocab_size=Vocab(EncodingConfig()).size, layers=(16,), embed_dim=8)
     base = dict(data=str(corpus_path), generator=gen, window=24, batch_size=4, mle_steps=12, lr=5e-3,
                 eval_every=4, checkpoint_every=4, keep=5, seed=3)
-    return train.RunConfig(**{**base, **kw})
+    return runs.RunConfig(**{**base, **kw})
 
 
 @pytest.fixture(scope="module")
@@ -32,7 +32,7 @@ def finished_run(corpus, tmp_path_factory):
 
 
 def params_of(run_dir, which="last"):
-    return train.restore_params(run_dir, which)[1]
+    return runs.restore_params(run_dir, which)[1]
 
 
 def assert_trees_close(a, b, **kw):
@@ -43,12 +43,12 @@ def assert_trees_close(a, b, **kw):
 def test_run_folder_contents_and_learning(finished_run):
     run_dir, summary = finished_run
     assert {p.name for p in run_dir.iterdir()} >= {"config.json", "checkpoints", "best", "metrics.jsonl", "training.png"}
-    rows = train.MetricsLog.read(run_dir / "metrics.jsonl")
+    rows = runs.MetricsLog.read(run_dir / "metrics.jsonl")
     assert [r["step"] for r in rows] == [4, 8, 12]
     assert rows[-1]["val_nll"] < rows[0]["val_nll"]  # it learns
     assert summary["best_val_nll"] == min(r["val_nll"] for r in rows)
     assert all(np.isfinite(r["unigram_nll"]) and r["tokens_per_second"] > 0 for r in rows)
-    assert train.load_run_config(run_dir) == tiny_config(train.load_run_config(run_dir).data)
+    assert runs.load_run_config(run_dir) == tiny_config(runs.load_run_config(run_dir).data)
 
 
 def test_resume_after_a_crash_matches_an_uninterrupted_run(corpus, finished_run, tmp_path, monkeypatch):
@@ -69,15 +69,15 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(corpus, finished_run,
     summary = train.train_run(tiny_config(corpus.root), run_dir, resume=True, progress=False, corpus=corpus)
     assert summary["step"] == 12
     assert_trees_close(params_of(run_dir), params_of(full_dir), rtol=1e-5, atol=1e-6)
-    rows = train.MetricsLog.read(run_dir / "metrics.jsonl")
-    full_rows = train.MetricsLog.read(full_dir / "metrics.jsonl")
+    rows = runs.MetricsLog.read(run_dir / "metrics.jsonl")
+    full_rows = runs.MetricsLog.read(full_dir / "metrics.jsonl")
     assert [r["step"] for r in rows] == [4, 8, 12]
     np.testing.assert_allclose([r["val_nll"] for r in rows], [r["val_nll"] for r in full_rows], rtol=1e-5)
 
 
 def test_a_second_run_of_the_same_name_needs_resume(corpus, finished_run):
     run_dir, _ = finished_run
-    with pytest.raises(train.RunError, match="--resume"):
+    with pytest.raises(runs.RunError, match="resume it"):
         train.train_run(tiny_config(corpus.root), run_dir, progress=False, corpus=corpus)
 
 
@@ -88,13 +88,13 @@ def test_init_from_starts_from_the_other_runs_weights(corpus, finished_run, tmp_
     assert_trees_close(params_of(tmp_path / "child"), params_of(full_dir, "best"), atol=1e-6)
     other = tiny_config(corpus.root, init_from=str(full_dir),
                         generator=GeneratorConfig(vocab_size=Vocab(EncodingConfig()).size, layers=(8,)))
-    with pytest.raises(train.RunError, match="differs"):
+    with pytest.raises(runs.RunError, match="differs"):
         train.train_run(other, tmp_path / "mismatch", progress=False, corpus=corpus)
 
 
 def test_samples_of_a_trained_model_decode(finished_run):
     run_dir, _ = finished_run
-    config, params = train.restore_params(run_dir, "best")
+    config, params = runs.restore_params(run_dir, "best")
     grammar = enc.Grammar(Vocab(config.encoding))
     tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(0), 6, 97)
     for row in np.asarray(tokens):

@@ -1,0 +1,398 @@
+"""Every config dataclass, its JSON round-trip, its defaults and its range checks.
+
+A config is a frozen dataclass: its field defaults and its `__post_init__` checks are the only
+source of defaults and valid ranges. The CLI reads its option defaults from here (`default`),
+the library refuses a bad value with a `ConfigError`, and `config_from_dict` (used by every
+`from_dict`) refuses unknown keys. This module imports nothing heavy, so `ganmusic --help`
+stays fast; the modules that use a config import it from here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+
+from ganmusic.errors import ConfigError
+
+RUN_FORMAT = "ganmusic-run/2"  # version 2: every checkpointed state names the generator weights "gen"
+OPTIMIZERS = ("adam", "adamw", "rmsprop")
+
+
+def config_from_dict(cls, d: dict, what: str):
+    """A config dataclass from its JSON form: unknown keys are an error, lists become tuples."""
+    unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
+    if unknown:
+        raise ConfigError(f"unknown {what} config keys: {sorted(unknown)}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def default(cls, path: str):
+    """The default of a config field, `"window"` or nested through dataclass-valued fields,
+    `"adv.steps"`; for a field without one, raises `KeyError`."""
+    head, _, rest = path.partition(".")
+    field = {f.name: f for f in dataclasses.fields(cls)}[head]
+    if field.default is not dataclasses.MISSING:
+        value = field.default
+    elif field.default_factory is not dataclasses.MISSING:
+        value = field.default_factory()
+    else:
+        raise KeyError(f"{cls.__name__}.{head} has no default")
+    return getattr(value, rest) if rest else value
+
+
+def check(ok: bool, message: str) -> None:
+    """A range check in a config's `__post_init__`."""
+    if not ok:
+        raise ConfigError(message)
+
+
+def changed_fields(a, b, prefix: str = "") -> list[str]:
+    """Dotted names of the fields where two configs of one dataclass type differ, nested
+    configs compared field by field."""
+    out = []
+    for f in dataclasses.fields(a):
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if dataclasses.is_dataclass(x) and type(x) is type(y):
+            out += changed_fields(x, y, f"{prefix}{f.name}.")
+        elif x != y:
+            out.append(prefix + f.name)
+    return out
+
+
+def replace(config, changes: dict):
+    """`config` with dotted fields (`{"adv.steps": 500}`) replaced."""
+    nested: dict = {}
+    flat = {}
+    for path, value in changes.items():
+        head, _, rest = path.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = value
+        else:
+            flat[head] = value
+    for head, sub in nested.items():
+        flat[head] = replace(getattr(config, head), sub)
+    return dataclasses.replace(config, **flat)
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding (encoding.py)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EncodingConfig:
+    """Everything that defines the vocabulary; saved as JSON with every model."""
+
+    steps_per_beat: int = 12  # holds sixteenths and eighth-note triplets
+    pitch_min: int = 21  # the piano's range by default
+    pitch_max: int = 108
+    fine_beats: int = 2  # shifts and durations up to this many beats are exact on the grid
+    coarse_shift_beats: tuple[int, ...] = (3, 4, 5, 6, 7, 8, 12, 16)  # longer rests: buckets
+    coarse_dur_beats: tuple[int, ...] = (3, 4, 6, 8)  # longer notes: buckets
+    melody: bool = False  # skyline: only the highest note at each onset
+
+    def __post_init__(self):
+        if self.steps_per_beat < 1:
+            raise ConfigError("steps_per_beat must be >= 1")
+        if not 0 <= self.pitch_min <= self.pitch_max <= 127:
+            raise ConfigError("need 0 <= pitch_min <= pitch_max <= 127")
+        if self.fine_beats < 1:
+            raise ConfigError("fine_beats must be >= 1")
+        for name in ("coarse_shift_beats", "coarse_dur_beats"):
+            beats = tuple(int(b) for b in getattr(self, name))
+            if list(beats) != sorted(set(beats)) or (beats and beats[0] <= self.fine_beats):
+                raise ConfigError(f"{name} must be increasing and above fine_beats")
+            object.__setattr__(self, name, beats)
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "EncodingConfig":
+        return config_from_dict(cls, d, "encoding")
+
+    @classmethod
+    def from_json(cls, text: str) -> "EncodingConfig":
+        return cls.from_dict(json.loads(text))
+
+
+# ---------------------------------------------------------------------------------------------
+# Models (models.py)
+# ---------------------------------------------------------------------------------------------
+
+
+ENCODERS = ("conv", "gru")
+
+
+def check_sizes(config, names: tuple[str, ...]) -> None:
+    """Checks shared by the model configs: the named sizes are >= 1, dropout is in [0, 1)."""
+    for name in names:
+        if int(getattr(config, name)) < 1:
+            raise ConfigError(f"{name} must be >= 1")
+    if not 0.0 <= config.dropout < 1.0:
+        raise ConfigError("dropout must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """Classifier architecture; saved as JSON with every classifier."""
+
+    vocab_size: int
+    embed_dim: int = 64
+    encoder: str = "conv"  # "conv" (dilated residual CNN) or "gru" (bidirectional GRU)
+    hidden: int = 64  # what `ganmusic train-classifier` has always trained with
+    layers: int = 4  # conv: blocks with dilations 1, 2, 4, ...; gru: bidirectional layers
+    kernel_size: int = 3
+    dropout: float = 0.1
+    # (first PITCH token id, number of pitches): embed pitches by interval, blind to key.
+    pitch_tokens: tuple[int, int] | None = None
+    max_interval: int = 24  # intervals up to two octaves get their own embedding
+    # Token id ranges [lo, hi) each embedded as one token: with the SHIFT and DUR ranges the
+    # model cannot see rhythm at all, only pitches (see `for_vocab(timing=False)`).
+    merged_tokens: tuple[tuple[int, int], ...] = ()
+
+    @classmethod
+    def for_vocab(cls, vocab, timing: bool = True, **kwargs) -> "ClassifierConfig":
+        """A key-invariant config for an `encoding.Vocab`; `timing=False` also makes it blind
+        to rhythm, for corpora whose timing differs for reasons other than style (performed
+        against quantized files, say)."""
+        merged = () if timing else ((vocab.shift_start, vocab.pitch_start), (vocab.dur_start, vocab.size))
+        return cls(vocab_size=vocab.size, pitch_tokens=(vocab.pitch_start, len(vocab.pitches)),
+                   merged_tokens=merged, **kwargs)
+
+    def __post_init__(self):
+        if self.encoder not in ENCODERS:
+            raise ConfigError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        check_sizes(self, ("vocab_size", "embed_dim", "hidden", "layers", "kernel_size"))
+        merged = tuple((int(lo), int(hi)) for lo, hi in self.merged_tokens)  # JSON gives lists
+        if any(not 0 <= lo < hi <= self.vocab_size for lo, hi in merged):
+            raise ConfigError(f"merged_tokens must be ranges inside the vocabulary, got {merged}")
+        object.__setattr__(self, "merged_tokens", merged)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ClassifierConfig":
+        return config_from_dict(cls, d, "classifier")
+
+
+CELLS = ("lstm", "gru")
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Generator architecture; saved as JSON with every generator."""
+
+    vocab_size: int
+    layers: tuple[int, ...] = (256, 256)  # hidden size of each recurrent layer, bottom first
+    cell: str = "lstm"  # "lstm" or "gru"
+    embed_dim: int = 128
+    dropout: float = 0.0  # on each recurrent layer's output, only with train=True
+
+    def __post_init__(self):
+        if self.cell not in CELLS:
+            raise ConfigError(f"cell must be one of {CELLS}, got {self.cell!r}")
+        if isinstance(self.layers, int) or not self.layers:
+            raise ConfigError("layers must be a non-empty sequence of hidden sizes")
+        layers = tuple(int(h) for h in self.layers)
+        if min(layers) < 1:
+            raise ConfigError("every layer size must be >= 1")
+        object.__setattr__(self, "layers", layers)
+        check_sizes(self, ("vocab_size", "embed_dim"))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GeneratorConfig":
+        return config_from_dict(cls, d, "generator")
+
+
+# ---------------------------------------------------------------------------------------------
+# Sampling (sampling.py)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    temperature: float = 1.0
+    top_k: int = 0  # keep the k most likely legal tokens; 0 = off
+    top_p: float = 1.0  # nucleus: the smallest set of legal tokens holding this much mass
+    argmax_mix: float = 0.0  # per step and sequence, the chance of taking the argmax instead
+    repetition_penalty: float = 1.0  # divides the probability of repeating the last pitch
+    allow_eos: bool = False  # False: EOS is masked, so samples run their full length
+
+    def __post_init__(self):
+        if not self.temperature > 0:
+            raise ConfigError("temperature must be > 0")
+        if self.top_k < 0:
+            raise ConfigError("top_k must be >= 0 (0 = off)")
+        if not 0.0 < self.top_p <= 1.0:
+            raise ConfigError("top_p must be in (0, 1]")
+        if not 0.0 <= self.argmax_mix <= 1.0:
+            raise ConfigError("argmax_mix must be in [0, 1]")
+        if not self.repetition_penalty > 0:
+            raise ConfigError("repetition_penalty must be > 0 (1 = off)")
+
+
+# ---------------------------------------------------------------------------------------------
+# Classifier training (classify.py)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    window: int = 64  # window length in tokens (3 per note)
+    steps: int = 1500
+    batch_size: int = 64
+    lr: float = 2e-3  # peak learning rate (warm-up, then cosine decay)
+    weight_decay: float = 1e-4
+    warmup: int = 100
+    transpose: int = 6  # augmentation range in semitones (the model is key-invariant anyway)
+    eval_every: int | None = None  # None: every tenth of the steps, at most every 100
+    seed: int = 0
+
+    def __post_init__(self):
+        check(16 <= self.window <= 1024, f"window must be in [16, 1024] tokens, got {self.window}")
+        check(self.steps >= 1, "steps must be >= 1")
+        check(self.batch_size >= 2, "batch_size must be >= 2")
+        check(self.lr > 0 and self.weight_decay >= 0 and self.warmup >= 0,
+              "lr must be > 0, weight_decay and warmup >= 0")
+        check(0 <= self.transpose <= 24, "transpose must be in [0, 24] semitones")
+        if self.eval_every is None:
+            object.__setattr__(self, "eval_every", max(1, min(100, self.steps // 10)))
+        check(self.eval_every >= 1, "eval_every must be >= 1")
+
+
+# ---------------------------------------------------------------------------------------------
+# The adversarial phase (gan.py)
+# ---------------------------------------------------------------------------------------------
+
+
+ESTIMATORS = ("gumbel", "reinforce")
+
+
+@dataclass(frozen=True)
+class AdvConfig:
+    steps: int = 0  # adversarial steps after the MLE phase (0: plain MLE)
+    estimator: str = "gumbel"
+    classifier: str | None = None  # the pretrained classifier the discriminator starts from
+    lambda_mle: float = 1.0
+    lambda_adv: float = 0.3
+    lambda_rep: float = 1.0
+    lr: float = 1e-4  # generator learning rate in this phase
+    d_lr: float = 1e-4
+    d_steps: int = 1  # discriminator updates per generator update
+    label_smoothing: float = 0.1  # real windows get label 1 - this
+    not_jazz_share: float = 0.5  # of the discriminator's negatives, the share of other-label windows
+    tau_start: float = 1.0  # Gumbel-softmax temperature, annealed geometrically
+    tau_end: float = 0.3
+    entropy: float = 0.01  # REINFORCE entropy bonus
+    baseline_decay: float = 0.9  # REINFORCE moving-average baseline
+    sample_every: int = 200  # write a few samples to runs/NAME/samples/STEP/
+    # Each generated sample is this many discriminator windows long, cut end to end on note
+    # boundaries, so the critic judges every part of a sample and not only its opening notes.
+    windows: int = 3
+
+    def __post_init__(self):
+        check(self.estimator in ESTIMATORS, f"estimator must be one of {ESTIMATORS}, got {self.estimator!r}")
+        check(self.steps >= 0, "adversarial steps must be >= 0")
+        check(not self.steps or bool(self.classifier),
+              "the adversarial phase needs a pretrained classifier folder (classifiers/NAME) to start from")
+        check(0.0 <= self.not_jazz_share <= 1.0, "not_jazz_share must be in [0, 1]")
+        check(0.0 <= self.label_smoothing <= 0.5, "label_smoothing must be in [0, 0.5]")
+        check(self.d_steps >= 1, "d_steps must be >= 1")
+        check(self.windows >= 1, "windows must be >= 1")
+        check(self.sample_every >= 0, "sample_every must be >= 0 (0: never)")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "AdvConfig":
+        return config_from_dict(cls, d, "adversarial")
+
+    def tau(self, step):
+        """Gumbel temperature at adversarial step `step` (0-based), from tau_start to tau_end."""
+        import jax.numpy as jnp
+
+        frac = jnp.clip(step / max(self.steps - 1, 1), 0.0, 1.0)
+        return self.tau_start * (self.tau_end / self.tau_start) ** frac
+
+
+# ---------------------------------------------------------------------------------------------
+# A generator run (runs.py, train.py)
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything a run needs besides the data files; saved as `config.json`."""
+
+    data: str
+    generator: GeneratorConfig
+    encoding: EncodingConfig = EncodingConfig()
+    positive: str = "jazz"
+    window: int = 256  # training window in tokens (3 per note)
+    batch_size: int = 64
+    mle_steps: int = 2000  # maximum-likelihood (teacher forcing) steps
+    lr: float = 2e-3
+    optimizer: str = "adam"  # adam, adamw or rmsprop
+    clip: float = 1.0  # gradient clipping by global norm (0: off)
+    weight_decay: float | None = None  # adamw only; None: 1e-4 with adamw, else 0 (what is saved is what ran)
+    transpose: int = 6  # augmentation range in semitones
+    eval_every: int = 100
+    checkpoint_every: int = 250
+    keep: int = 3  # last checkpoints kept, besides the best
+    seed: int = 0
+    init_from: str | None = None
+    adv: AdvConfig = AdvConfig()  # the adversarial phase that follows the MLE steps
+    devices: int = 0  # local devices to pmap over (0: all)
+
+    def __post_init__(self):
+        check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
+        if self.weight_decay is None:
+            object.__setattr__(self, "weight_decay", 1e-4 if self.optimizer == "adamw" else 0.0)
+        check(self.weight_decay >= 0, "weight_decay must be >= 0")
+        check(self.weight_decay == 0 or self.optimizer == "adamw", "weight_decay needs optimizer adamw")
+        from ganmusic.encoding import Vocab
+
+        check(self.generator.vocab_size == Vocab(self.encoding).size, "generator vocab_size does not match the encoding")
+        check(self.mle_steps >= 0 and self.mle_steps + self.adv.steps >= 1, "need at least one MLE or adversarial step")
+        check(self.window >= 8, f"window must be >= 8 tokens, got {self.window}")
+        check(self.batch_size >= 1, "batch_size must be >= 1")
+        check(self.clip >= 0, "clip must be >= 0 (0: off)")
+        check(0 <= self.transpose <= 24, "transpose must be in [0, 24] semitones")
+        check(min(self.eval_every, self.checkpoint_every, self.keep) >= 1,
+              "eval_every, checkpoint_every and keep must be >= 1")
+        check(self.devices >= 0, "devices must be >= 0 (0: all)")
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["generator"] = self.generator.to_dict()
+        d["encoding"] = dataclasses.asdict(self.encoding)
+        d["adv"] = self.adv.to_dict()
+        return {"format": RUN_FORMAT, **d}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        d = dict(d)
+        fmt = d.pop("format", None)
+        if fmt != RUN_FORMAT:
+            raise ConfigError(f"not a {RUN_FORMAT} config (format {fmt!r})")
+        d["generator"] = GeneratorConfig.from_dict(d["generator"])
+        d["encoding"] = EncodingConfig.from_dict(d["encoding"])
+        d["adv"] = AdvConfig.from_dict(d.get("adv", {}))
+        return config_from_dict(cls, d, "run")
+
+    def default_name(self) -> str:
+        g = self.generator
+        sizes = f"{g.layers[0]}x{len(g.layers)}" if len(set(g.layers)) == 1 else "-".join(map(str, g.layers))
+        adv = f"-{self.adv.estimator}{self.adv.steps}" if self.adv.steps else ""
+        return f"{g.cell}-{sizes}-mle{self.mle_steps}{adv}-s{self.seed}"
+
+    @property
+    def total_steps(self) -> int:
+        return self.mle_steps + self.adv.steps

@@ -1,0 +1,115 @@
+"""Run folders: the run's config on disk, its metrics log, and restoring its generator.
+
+A run folder `runs/NAME/` holds `config.json` (everything needed to rebuild the models and the
+data stream), `checkpoints/` (the last few full training states), `best/` (the generator
+weights with the lowest validation NLL), `metrics.jsonl` (one JSON object per logged step) and
+`training.png`. `train.train_run` writes them; evaluation, sampling and notebooks read them here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+from ganmusic import checkpoints
+from ganmusic.configs import RunConfig, changed_fields
+from ganmusic.errors import GanmusicError
+from ganmusic.models import Generator
+
+OLD_FORMATS = ("ganmusic-run/1",)
+# Settings a resumed run may change; the step counts may grow within their phase (see `resumed`).
+RESUMABLE = ("data", "eval_every", "checkpoint_every", "keep", "devices", "adv.sample_every")
+
+
+class RunError(GanmusicError):
+    """A run folder that cannot be used (missing, incompatible), with a one-line reason."""
+
+
+def load_run_config(run_dir: str | Path) -> RunConfig:
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise RunError(f"{run_dir}: not a run folder (no config.json)")
+    try:
+        raw = json.loads(path.read_text())
+        if isinstance(raw, dict) and raw.get("format") in OLD_FORMATS:
+            raise RunError(f"{run_dir}: made by an older ganmusic ({raw['format']}, a different checkpoint "
+                           "layout); retrain it")
+        return RunConfig.from_dict(raw)
+    except RunError:
+        raise
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise RunError(f"{path}: incompatible run config ({exc})") from None
+
+
+def resumed(saved: RunConfig, requested: RunConfig | None, run_dir: str | Path = "") -> RunConfig:
+    """The config a resumed run continues with: the saved one, with the settings that may change
+    taken from `requested` (see `RESUMABLE`; more or fewer steps in the phase the run is in).
+    Any other difference is a `RunError` naming the settings, never silently ignored."""
+    if requested is None:
+        return saved
+    changed = changed_fields(saved, requested)
+    steps_ok = ("adv.steps" if saved.adv.steps and requested.adv.steps else
+                "mle_steps" if not saved.adv.steps and not requested.adv.steps else None)
+    refused = [name for name in changed if name not in RESUMABLE and name != steps_ok]
+    if refused:
+        raise RunError(f"{run_dir}: cannot resume with different {', '.join(refused)} (saved: "
+                       + ", ".join(f"{n}={_get(saved, n)!r}" for n in refused)
+                       + "); resume with the saved settings or start a new run")
+    return requested
+
+
+def _get(config, path: str):
+    for part in path.split("."):
+        config = getattr(config, part)
+    return config
+
+
+def restore_params(run_dir: str | Path, which: str | int = "best"):
+    """`(config, generator params)` of a run: `best`, `last` or a step number."""
+    run_dir = Path(run_dir)
+    config = load_run_config(run_dir)
+    model = Generator(config.generator)
+    template = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, 8), jnp.int32))["params"])
+    which = str(which)
+    try:
+        if which == "best":
+            return config, checkpoints.restore_latest(run_dir / "best", template)
+        with checkpoints.Manager(run_dir / "checkpoints", read_only=True) as manager:
+            steps = manager.steps()
+            step = steps[-1] if which == "last" and steps else int(which) if which.isdigit() else None
+            if step is None or step not in steps:
+                raise RunError(f"{run_dir}: no checkpoint '{which}' (have: {', '.join(map(str, steps)) or 'none'})")
+            return config, manager.restore_part(step, "gen", template)  # every phase's state has "gen"
+    except checkpoints.CheckpointError as exc:
+        raise RunError(f"{run_dir}: {exc}") from None
+
+
+class MetricsLog:
+    """`metrics.jsonl`: on resume, lines past the restored step are dropped, so the log has
+    neither gaps nor duplicates."""
+
+    def __init__(self, path: Path, resume_step: int | None):
+        self.path = path
+        rows = self.read(path) if resume_step is not None else []
+        rows = [r for r in rows if r["step"] <= (resume_step or 0)]
+        path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+    @staticmethod
+    def read(path: str | Path) -> list[dict]:
+        path = Path(path)
+        if not path.exists():
+            return []
+        rows = []
+        for line in path.read_text().splitlines():
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut by a kill: drop it
+                continue
+        return rows
+
+    def append(self, row: dict) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
