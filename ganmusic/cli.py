@@ -12,10 +12,11 @@ import sys
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import typer
 from rich.table import Table
 
+from ganmusic.configs import (AdvConfig, ClassifierConfig, EncodingConfig, GeneratorConfig, RunConfig,
+                              SamplingConfig, TrainConfig, default)
 from ganmusic.errors import GanmusicError
 from ganmusic.ui import console
 
@@ -50,10 +51,14 @@ def user_errors(func):
     return wrapper
 
 
-def encoding_options(steps_per_beat: int, melody: bool):
-    from ganmusic.encoding import EncodingConfig
-
+def encoding_options(steps_per_beat: int, melody: bool) -> EncodingConfig:
     return EncodingConfig(steps_per_beat=steps_per_beat, melody=melody)
+
+
+# Option defaults come from the config dataclasses (configs.py), the one source of defaults and
+# ranges; the dataclasses check the values.
+SPB = default(EncodingConfig, "steps_per_beat")
+MELODY = default(EncodingConfig, "melody")
 
 
 @data_app.command("inspect")
@@ -61,8 +66,8 @@ def encoding_options(steps_per_beat: int, melody: bool):
 def data_inspect(
     path: Path = typer.Argument(..., help="Corpus: folder of label subfolders, or a manifest.csv."),
     positive: str = typer.Option("jazz", help="The positive label (the style to learn)."),
-    steps_per_beat: int = typer.Option(12, help="Quantization grid, steps per beat."),
-    melody: bool = typer.Option(False, "--melody/--all-notes", help="Skyline melody or all notes."),
+    steps_per_beat: int = typer.Option(SPB, help="Quantization grid, steps per beat."),
+    melody: bool = typer.Option(MELODY, "--melody/--all-notes", help="Skyline melody or all notes."),
     min_notes: int = typer.Option(8, help="Files with fewer notes are skipped."),
     out: Path = typer.Option(Path("."), help="Folder for the histogram PNG and the JSON report."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
@@ -173,43 +178,39 @@ def train_classifier(
     name: Optional[str] = typer.Option(None, help="Folder name under --root (default from the settings)."),
     root: Path = typer.Option(CLASSIFIERS, help="Where classifier folders go."),
     positive: str = typer.Option("jazz", help="The positive label (the style to recognise)."),
-    window: int = typer.Option(64, min=16, max=1024, help="Window length in tokens (3 per note)."),
-    steps: int = typer.Option(1500, min=1, help="Training steps (ignored with --epochs)."),
-    epochs: Optional[float] = typer.Option(None, min=0.01, help="Train for this many passes over the training windows."),
-    batch_size: int = typer.Option(64, min=2),
-    lr: float = typer.Option(2e-3, help="Peak learning rate (warm-up, then cosine decay)."),
-    encoder: str = typer.Option("conv", help="conv (dilated 1-D convolutions) or gru (bidirectional)."),
-    hidden: int = typer.Option(64, min=4, help="Width of the encoder."),
-    layers: int = typer.Option(4, min=1, help="Encoder blocks."),
-    dropout: float = typer.Option(0.1, min=0.0, max=0.9),
+    window: int = typer.Option(default(TrainConfig, "window"), help="Window length in tokens (3 per note)."),
+    steps: int = typer.Option(default(TrainConfig, "steps"), help="Training steps (ignored with --epochs)."),
+    epochs: Optional[float] = typer.Option(None, help="Train for this many passes over the training windows."),
+    batch_size: int = typer.Option(default(TrainConfig, "batch_size")),
+    lr: float = typer.Option(default(TrainConfig, "lr"), help="Peak learning rate (warm-up, then cosine decay)."),
+    encoder: str = typer.Option(default(ClassifierConfig, "encoder"),
+                                help="conv (dilated 1-D convolutions) or gru (bidirectional)."),
+    hidden: int = typer.Option(default(ClassifierConfig, "hidden"), help="Width of the encoder."),
+    layers: int = typer.Option(default(ClassifierConfig, "layers"), help="Encoder blocks."),
+    dropout: float = typer.Option(default(ClassifierConfig, "dropout")),
     timing: bool = typer.Option(True, "--timing/--no-timing",
                                 help="--no-timing: blind to rhythm, pitches only (for corpora whose timing differs "
                                      "for reasons other than style, e.g. performed against quantized files)."),
-    transpose: int = typer.Option(6, min=0, max=24, help="Transposition augmentation range in semitones (0: off)."),
-    steps_per_beat: int = typer.Option(12, min=1, help="Quantization grid, steps per beat."),
-    melody: bool = typer.Option(False, "--melody/--all-notes", help="Skyline melody or all notes."),
+    transpose: int = typer.Option(default(TrainConfig, "transpose"),
+                                  help="Transposition augmentation range in semitones (0: off)."),
+    steps_per_beat: int = typer.Option(SPB, help="Quantization grid, steps per beat."),
+    melody: bool = typer.Option(MELODY, "--melody/--all-notes", help="Skyline melody or all notes."),
     force: bool = typer.Option(False, "--force", help="Replace an existing classifier of that name."),
     seed: int = typer.Option(0, help="Seed of initialisation, batches and augmentation."),
 ):
     """Train a style classifier (positive label vs the rest) and evaluate it on held-out performers."""
     from ganmusic import classify, data
-    from ganmusic.models import ClassifierConfig
 
     corpus = data.load_corpus(data_path, encoding_options(steps_per_beat, melody), positive=positive)
-    name = name or f"{encoder}-w{window}{'' if timing else '-pitch'}-s{seed}"
-    out = root / name
+    if epochs is not None:
+        steps = classify.steps_for_epochs(corpus, epochs, window, batch_size)
+    model_config = ClassifierConfig.for_vocab(corpus.vocab, timing=timing, encoder=encoder, hidden=hidden,
+                                              layers=layers, dropout=dropout)
+    train_config = TrainConfig(window=window, steps=steps, batch_size=batch_size, lr=lr, transpose=transpose,
+                               seed=seed)
+    out = root / (name or classify.default_name(model_config, train_config))
     if out.exists() and not force:
         raise UserError(f"{out} exists; choose another --name or pass --force to replace it")
-    if epochs is not None:
-        n_windows = len(data.eval_windows(corpus, corpus.indices("train"), window).tokens)
-        steps = max(1, int(epochs * n_windows / batch_size))
-    try:
-        model_config = ClassifierConfig.for_vocab(corpus.vocab, timing=timing, encoder=encoder, hidden=hidden,
-                                                  layers=layers, dropout=dropout)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    train_config = classify.TrainConfig(window=window, steps=steps, batch_size=batch_size, lr=lr,
-                                        transpose=transpose, seed=seed, eval_every=max(1, min(100, steps // 10)))
     console.print(f"training {out} on {len(corpus)} files ({corpus.positive} vs rest), {steps} steps")
     metrics = classify.train_classifier(corpus, out, model_config, train_config)
     table = Table(title=f"{out}: held-out test split (best step {metrics['best_step']})")
@@ -226,31 +227,6 @@ def train_classifier(
     console.print(f"wrote {out}/ (config.json, checkpoint/, metrics.json, training.png)")
 
 
-def latest_classifier(root: Path = CLASSIFIERS) -> Path:
-    found = sorted(root.glob("*/config.json"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
-    if not found:
-        raise UserError(f"no trained classifier in {root}/: run 'ganmusic train-classifier DATA' or pass --classifier")
-    return found[-1].parent
-
-
-def expand_inputs(inputs: list[str]) -> list[str]:
-    """Files, folders (recursively, MIDI files only) and globs, in the order given."""
-    import glob
-
-    from ganmusic.data import is_midi
-
-    out = []
-    for item in inputs:
-        path = Path(item)
-        if path.is_dir():
-            out += sorted(str(p) for p in path.rglob("*") if p.is_file() and is_midi(p))
-        elif not path.exists() and any(ch in item for ch in "*?["):
-            out += sorted(p for p in glob.glob(item, recursive=True) if Path(p).is_file())
-        else:
-            out.append(item)  # a missing file becomes an error row, not a crash
-    return out
-
-
 @app.command("score")
 @user_errors
 def score(
@@ -264,15 +240,15 @@ def score(
     seed: int = typer.Option(0, help="Unused by scoring (deterministic); accepted for uniformity."),
 ):
     """Jazziness (P(positive label)) of any MIDI files; exit 1 if any file failed."""
-    from ganmusic import classify, plots
+    from ganmusic import classify, data, plots
 
     if as_json and as_csv:
         raise UserError("choose one of --json and --csv")
     if classifier is None:
-        classifier = latest_classifier()
+        classifier = classify.latest_classifier(CLASSIFIERS)
         console.print(f"using classifier {classifier} (the newest in {CLASSIFIERS}/)")
     model = classify.Classifier.load(classifier)
-    paths = expand_inputs(inputs)
+    paths = data.expand_paths(inputs)
     if not paths:
         raise UserError(f"no MIDI files found in {' '.join(inputs)}")
     results = classify.score_files(model, paths, workers=workers, progress=not (as_json or as_csv))
@@ -331,82 +307,109 @@ def parse_layers(text: str) -> tuple[int, ...]:
     return layers
 
 
+def run_option(path: str, *param_decls, **kw):
+    """An option whose default is the `RunConfig` field at `path` (e.g. "adv.steps")."""
+    return typer.Option(default(RunConfig, path), *param_decls, **kw)
+
+
+# train-gan's options and the RunConfig fields they set: on --resume, the options given on the
+# command line are the settings the run should change (runs.resumed refuses the ones it cannot).
+RUN_FIELDS = {
+    "data_path": "data", "positive": "positive", "layers": "generator.layers", "cell": "generator.cell",
+    "embed_dim": "generator.embed_dim", "dropout": "generator.dropout", "window": "window",
+    "batch_size": "batch_size", "mle_steps": "mle_steps", "lr": "lr", "optimizer": "optimizer", "clip": "clip",
+    "transpose": "transpose", "eval_every": "eval_every", "checkpoint_every": "checkpoint_every",
+    "steps_per_beat": "encoding.steps_per_beat", "melody": "encoding.melody", "adv_steps": "adv.steps",
+    "classifier": "adv.classifier", "estimator": "adv.estimator", "lambda_mle": "adv.lambda_mle",
+    "lambda_adv": "adv.lambda_adv", "lambda_rep": "adv.lambda_rep", "adv_lr": "adv.lr", "d_lr": "adv.d_lr",
+    "d_steps": "adv.d_steps", "label_smoothing": "adv.label_smoothing", "not_jazz_share": "adv.not_jazz_share",
+    "sample_every": "adv.sample_every", "adv_windows": "adv.windows", "devices": "devices",
+    "init_from": "init_from", "seed": "seed",
+}
+
+
 @app.command("train-gan")
 @user_errors
 def train_gan(
+    ctx: typer.Context,
     data_path: Path = typer.Argument(..., metavar="DATA", help="Corpus: folder of label subfolders, or a manifest.csv."),
     name: Optional[str] = typer.Option(None, help="Run folder name under --root (default from the settings)."),
     root: Path = typer.Option(RUNS, help="Where run folders go."),
-    positive: str = typer.Option("jazz", help="The label whose style the generator learns."),
-    layers: str = typer.Option("256,256", help="Recurrent layer sizes, bottom first (one number for one layer)."),
-    cell: str = typer.Option("lstm", help="lstm or gru."),
-    embed_dim: int = typer.Option(128, min=1),
-    dropout: float = typer.Option(0.0, min=0.0, max=0.9),
-    window: int = typer.Option(256, min=8, help="Training window in tokens (3 per note)."),
-    batch_size: int = typer.Option(64, min=1),
-    mle_steps: int = typer.Option(2000, min=0, help="Maximum-likelihood (teacher forcing) steps."),
-    lr: float = typer.Option(2e-3),
-    optimizer: str = typer.Option("adam", help="adam, adamw or rmsprop."),
-    clip: float = typer.Option(1.0, min=0.0, help="Gradient clipping by global norm (0: off)."),
-    transpose: int = typer.Option(6, min=0, max=24, help="Transposition augmentation range in semitones."),
-    eval_every: int = typer.Option(100, min=1, help="Validate and log every N steps."),
-    checkpoint_every: int = typer.Option(250, min=1),
-    steps_per_beat: int = typer.Option(12, min=1, help="Quantization grid, steps per beat."),
-    melody: bool = typer.Option(False, "--melody/--all-notes", help="Skyline melody or all notes."),
-    adv_steps: int = typer.Option(0, min=0, help="Adversarial steps after the MLE phase (0: plain MLE baseline)."),
+    positive: str = run_option("positive", help="The label whose style the generator learns."),
+    layers: str = typer.Option(",".join(map(str, default(GeneratorConfig, "layers"))),
+                               help="Recurrent layer sizes, bottom first (one number for one layer)."),
+    cell: str = typer.Option(default(GeneratorConfig, "cell"), help="lstm or gru."),
+    embed_dim: int = typer.Option(default(GeneratorConfig, "embed_dim")),
+    dropout: float = typer.Option(default(GeneratorConfig, "dropout")),
+    window: int = run_option("window", help="Training window in tokens (3 per note)."),
+    batch_size: int = run_option("batch_size"),
+    mle_steps: int = run_option("mle_steps", help="Maximum-likelihood (teacher forcing) steps."),
+    lr: float = run_option("lr"),
+    optimizer: str = run_option("optimizer", help="adam, adamw or rmsprop."),
+    clip: float = run_option("clip", help="Gradient clipping by global norm (0: off)."),
+    transpose: int = run_option("transpose", help="Transposition augmentation range in semitones."),
+    eval_every: int = run_option("eval_every", help="Validate and log every N steps."),
+    checkpoint_every: int = run_option("checkpoint_every"),
+    steps_per_beat: int = typer.Option(SPB, help="Quantization grid, steps per beat."),
+    melody: bool = typer.Option(MELODY, "--melody/--all-notes", help="Skyline melody or all notes."),
+    adv_steps: int = run_option("adv.steps", help="Adversarial steps after the MLE phase (0: plain MLE baseline)."),
     classifier: Optional[Path] = typer.Option(None, help="Pretrained classifier the discriminator starts from."),
-    estimator: str = typer.Option("gumbel", help="gumbel (straight-through Gumbel-softmax) or reinforce."),
-    lambda_mle: float = typer.Option(1.0, help="Weight of the NLL on real windows in the adversarial phase."),
-    lambda_adv: float = typer.Option(0.3, help="Weight of -log D(generated)."),
-    lambda_rep: float = typer.Option(1.0, help="Weight of the repeated-pitch penalty."),
-    adv_lr: float = typer.Option(1e-4, help="Generator learning rate in the adversarial phase."),
-    d_lr: float = typer.Option(1e-4, help="Discriminator learning rate."),
-    d_steps: int = typer.Option(1, min=1, help="Discriminator updates per generator update."),
-    label_smoothing: float = typer.Option(0.1, min=0.0, max=0.5, help="Real windows get label 1 - this."),
-    not_jazz_share: float = typer.Option(0.5, min=0.0, max=1.0, help="Share of D's negatives that are other-label windows."),
-    sample_every: int = typer.Option(200, min=0, help="Write a few samples every N adversarial steps (0: never)."),
-    adv_windows: int = typer.Option(3, min=1, help="Adversarial samples are this many discriminator windows long; D scores each."),
-    devices: int = typer.Option(0, min=0, help="Local devices to pmap over (0: all)."),
+    estimator: str = run_option("adv.estimator", help="gumbel (straight-through Gumbel-softmax) or reinforce."),
+    lambda_mle: float = run_option("adv.lambda_mle", help="Weight of the NLL on real windows in the adversarial phase."),
+    lambda_adv: float = run_option("adv.lambda_adv", help="Weight of -log D(generated)."),
+    lambda_rep: float = run_option("adv.lambda_rep", help="Weight of the repeated-pitch penalty."),
+    adv_lr: float = run_option("adv.lr", help="Generator learning rate in the adversarial phase."),
+    d_lr: float = run_option("adv.d_lr", help="Discriminator learning rate."),
+    d_steps: int = run_option("adv.d_steps", help="Discriminator updates per generator update."),
+    label_smoothing: float = run_option("adv.label_smoothing", help="Real windows get label 1 - this."),
+    not_jazz_share: float = run_option("adv.not_jazz_share", help="Share of D's negatives that are other-label windows."),
+    sample_every: int = run_option("adv.sample_every", help="Write a few samples every N adversarial steps (0: never)."),
+    adv_windows: int = run_option("adv.windows",
+                                  help="Adversarial samples are this many discriminator windows long; D scores each."),
+    devices: int = run_option("devices", help="Local devices to pmap over (0: all)."),
     coordinator: Optional[str] = typer.Option(None, help="Multi-host: coordinator address host:port (jax.distributed)."),
     num_processes: Optional[int] = typer.Option(None, help="Multi-host: number of processes."),
     process_id: Optional[int] = typer.Option(None, help="Multi-host: this process's index."),
-    resume: bool = typer.Option(False, "--resume", help="Continue runs/NAME exactly where it stopped."),
+    resume: bool = typer.Option(False, "--resume", help="Continue runs/NAME where it stopped; options given with it "
+                                                         "change the run where they may (more steps, --eval-every), "
+                                                         "others are refused."),
     init_from: Optional[Path] = typer.Option(None, help="Start from another run's best weights (same architecture)."),
-    seed: int = typer.Option(0, help="Seed of initialisation, batches, augmentation and dropout."),
+    seed: int = run_option("seed", help="Seed of initialisation, batches, augmentation and dropout."),
 ):
     """Train a recurrent generator: maximum likelihood on the positive-label files, then (with
     --adv-steps) jointly against a discriminator started from --classifier."""
     import jax
 
-    from ganmusic import runs, train
+    from ganmusic import configs, runs, train
     from ganmusic.encoding import Vocab
-    from ganmusic.gan import AdvConfig
-    from ganmusic.models import GeneratorConfig
 
     if coordinator or num_processes or process_id is not None:
         # Same program on every host; JAX also reads its own environment variables.
         jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
 
-    encoding = encoding_options(steps_per_beat, melody)
-    try:
-        generator = GeneratorConfig(vocab_size=Vocab(encoding).size, layers=parse_layers(layers), cell=cell,
-                                    embed_dim=embed_dim, dropout=dropout)
-        config = runs.RunConfig(data=str(data_path), generator=generator, encoding=encoding, positive=positive,
-                                 window=window, batch_size=batch_size, mle_steps=mle_steps, lr=lr,
-                                 optimizer=optimizer, clip=clip, transpose=transpose, eval_every=eval_every,
-                                 checkpoint_every=checkpoint_every, seed=seed,
-                                 init_from=str(init_from) if init_from else None, devices=devices,
-                                 adv=AdvConfig(steps=adv_steps, estimator=estimator,
-                                               classifier=str(classifier) if classifier else None,
-                                               lambda_mle=lambda_mle, lambda_adv=lambda_adv, lambda_rep=lambda_rep,
-                                               lr=adv_lr, d_lr=d_lr, d_steps=d_steps,
-                                               label_smoothing=label_smoothing, not_jazz_share=not_jazz_share,
-                                               sample_every=sample_every, windows=adv_windows))
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    run_dir = root / (name or config.default_name())
-    if resume and not run_dir.exists():
-        raise UserError(f"--resume: {run_dir} does not exist (give the run's --name)")
+    convert = {"data": str, "generator.layers": parse_layers, "adv.classifier": lambda p: str(p) if p else None,
+               "init_from": lambda p: str(p) if p else None}
+    values = {field: convert.get(field, lambda v: v)(ctx.params[param]) for param, field in RUN_FIELDS.items()}
+
+    def fresh_config() -> RunConfig:
+        parts: dict = {"": {}, "generator": {}, "encoding": {}, "adv": {}}
+        for field, value in values.items():
+            head, _, rest = field.rpartition(".")
+            parts[head][rest] = value
+        encoding = EncodingConfig(**parts["encoding"])
+        return RunConfig(**parts[""], encoding=encoding, adv=AdvConfig(**parts["adv"]),
+                         generator=GeneratorConfig(vocab_size=Vocab(encoding).size, **parts["generator"]))
+
+    if resume:
+        run_dir = root / (name or fresh_config().default_name())
+        if not run_dir.exists():
+            raise UserError(f"--resume: {run_dir} does not exist (give the run's --name)")
+        # The options typed on the command line are the changes; runs.resumed checks them.
+        given = [field for param, field in RUN_FIELDS.items() if ctx.get_parameter_source(param).name == "COMMANDLINE"]
+        config = configs.replace(runs.load_run_config(run_dir), {field: values[field] for field in given})
+    else:
+        config = fresh_config()
+        run_dir = root / (name or config.default_name())
     console.print(f"{'resuming' if resume else 'training'} {run_dir}")
     summary = train.train_run(config, run_dir, resume=resume)
     last = summary["last"] or {}
@@ -430,73 +433,39 @@ def train_gan(
 def sample(
     run: Path = typer.Argument(..., help="Run folder (runs/NAME)."),
     checkpoint: str = typer.Option("best", help="best, last or a step number."),
-    num: int = typer.Option(8, min=1, help="Number of songs."),
-    length: int = typer.Option(768, min=3, help="Tokens to generate per song (3 per note)."),
-    bars: Optional[int] = typer.Option(None, min=1, help="Generate this many 4/4 bars instead of --length tokens."),
-    temperature: float = typer.Option(1.0, min=1e-3),
-    top_k: int = typer.Option(0, min=0, help="Sample among the k most likely tokens (0: off)."),
-    top_p: float = typer.Option(1.0, min=1e-6, max=1.0, help="Nucleus sampling mass (1: off)."),
-    argmax_mix: float = typer.Option(0.0, min=0.0, max=1.0, help="Take the most likely token with this probability."),
-    repetition_penalty: float = typer.Option(1.0, min=1.0, help="Divide the odds of repeating the last pitch by this."),
+    num: int = typer.Option(8, help="Number of songs."),
+    length: int = typer.Option(768, help="Tokens to generate per song (3 per note)."),
+    bars: Optional[int] = typer.Option(None, help="Generate this many 4/4 bars instead of --length tokens."),
+    temperature: float = typer.Option(default(SamplingConfig, "temperature")),
+    top_k: int = typer.Option(default(SamplingConfig, "top_k"), help="Sample among the k most likely tokens (0: off)."),
+    top_p: float = typer.Option(default(SamplingConfig, "top_p"), help="Nucleus sampling mass (1: off)."),
+    argmax_mix: float = typer.Option(default(SamplingConfig, "argmax_mix"),
+                                     help="Take the most likely token with this probability."),
+    repetition_penalty: float = typer.Option(default(SamplingConfig, "repetition_penalty"),
+                                             help="Divide the odds of repeating the last pitch by this."),
     primer: Optional[Path] = typer.Option(None, help="A MIDI file the songs continue."),
     primer_in_output: bool = typer.Option(True, "--primer-in-output/--no-primer-in-output"),
-    tempo: float = typer.Option(120.0, min=10.0, max=400.0, help="Tempo of the written MIDI (BPM)."),
+    tempo: float = typer.Option(120.0, help="Tempo of the written MIDI (BPM)."),
     wav: bool = typer.Option(False, "--wav", help="Also render audio with pretty_midi's built-in synthesizer."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default RUN/samples/CHECKPOINT-sSEED)."),
     seed: int = typer.Option(0, help="Sampling seed."),
 ):
     """Generate new songs from a trained generator: MIDI, piano-roll PNGs and a summary table."""
-    import jax
+    from ganmusic import songs
 
-    from ganmusic import encoding as enc
-    from ganmusic import metrics, plots, runs, sampling
-
-    config, params = runs.restore_params(run, checkpoint)
-    vocab = enc.Vocab(config.encoding)
-    primer_tokens = None
-    if primer is not None:
-        primer_tokens = enc.encode_file(primer, config.encoding)[:-1]  # drop EOS: the song goes on
-        if len(primer_tokens) < 2:
-            raise UserError(f"{primer}: the primer has no usable notes")
-    spb = config.encoding.steps_per_beat
-    if bars is not None:
-        length = bars * 4 * 4 * 3  # room for four notes per beat; cut to the bars below
-    try:
-        sampling_config = sampling.SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p,
-                                                  argmax_mix=argmax_mix, repetition_penalty=repetition_penalty)
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num, length,
-                             sampling_config, primer=primer_tokens)
-    out = out or run / "samples" / f"{checkpoint}-s{seed}"
-    out.mkdir(parents=True, exist_ok=True)
-    primer_notes = len(enc.tokens_to_notes(primer_tokens, vocab)) if primer_tokens is not None else 0
-    rows = []
-    for k, row in enumerate(np.asarray(tokens)):
-        notes = enc.tokens_to_notes(row, vocab)
-        generated_from = notes[primer_notes].onset if len(notes) > primer_notes else 0
-        if bars is not None:  # bars count the generated music, after any primer
-            notes = notes[:primer_notes] + [n for n in notes[primer_notes:] if n.onset < generated_from + bars * 4 * spb]
-        if primer_tokens is not None and not primer_in_output:
-            notes = [enc.Note(n.onset - generated_from, n.pitch, n.duration) for n in notes[primer_notes:]]
-        stem = f"sample-{k:03d}"
-        midi = enc.notes_to_midi(notes, config.encoding, tempo=tempo)
-        midi.write(str(out / f"{stem}.mid"))
-        shown_primer = primer_notes if primer_in_output else 0
-        plots.piano_roll(notes, spb, out / f"{stem}.png", title=f"{run.name} {stem}", primer_notes=shown_primer)
-        if wav:
-            write_wav(midi, out / f"{stem}.wav")
-        rows.append({"file": str(out / f"{stem}.mid"), **metrics.summary(notes, spb, tempo)})
-    (out / "summary.json").write_text(json.dumps({"run": str(run), "checkpoint": checkpoint, "seed": seed,
-                                                  "sampling": sampling_config.__dict__, "samples": rows}, indent=2))
+    sampling_config = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, argmax_mix=argmax_mix,
+                                     repetition_penalty=repetition_penalty)
+    summary = songs.generate_songs(run, out, checkpoint=checkpoint, num=num, length=length, bars=bars,
+                                   sampling_config=sampling_config, primer=primer, primer_in_output=primer_in_output,
+                                   tempo=tempo, wav=wav, seed=seed)
     table = Table(title=f"{num} samples from {run} ({checkpoint})")
     for col in ("file", "notes", "seconds", "pitch range", "longest run of one pitch"):
         table.add_column(col, justify="left" if col == "file" else "right")
-    for r in rows:
+    for r in summary["samples"]:
         span = f"{r['pitch_low']}-{r['pitch_high']}" if r["notes"] else "-"
         table.add_row(Path(r["file"]).name, str(r["notes"]), f"{r['seconds']:.1f}", span, str(r["longest_pitch_run"]))
     print_result(table)
-    console.print(f"wrote {out}/ (MIDI, piano-roll PNGs{', WAV' if wav else ''}, summary.json)")
+    console.print(f"wrote {summary['out_dir']}/ (MIDI, piano-roll PNGs{', WAV' if wav else ''}, summary.json)")
 
 
 @app.command("evaluate")
@@ -512,18 +481,17 @@ def evaluate(
     num: int = typer.Option(256, min=1, help="Samples per run."),
     length: int = typer.Option(384, min=24, help="Tokens per sample and per chunk of every source (3 per note)."),
     checkpoint: str = typer.Option("best", help="best, last or a step number, for every run."),
-    temperature: float = typer.Option(1.0, min=1e-3),
-    top_k: int = typer.Option(0, min=0),
-    top_p: float = typer.Option(1.0, min=1e-6, max=1.0),
+    temperature: float = typer.Option(default(SamplingConfig, "temperature")),
+    top_k: int = typer.Option(default(SamplingConfig, "top_k")),
+    top_p: float = typer.Option(default(SamplingConfig, "top_p")),
     out: Optional[Path] = typer.Option(None, help="Report folder (default RUN/eval for one run, else eval/ here)."),
     seed: int = typer.Option(0, help="Sampling seed."),
 ):
     """Measure generated music against a reference: musical features, their distribution
     overlap, jazziness and NLL, several runs side by side; report.json, report.md and PNGs."""
     from ganmusic import evaluate as ev
-    from ganmusic import sampling
 
-    sampling_config = sampling.SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p)
+    sampling_config = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p)
     if out is None:
         out = inputs[0] / "eval" if len(inputs) == 1 and ev.is_run(inputs[0]) else Path("eval")
     report = ev.evaluate(inputs, out, against=against, classifier=classifier, num=num, length=length, seed=seed,
@@ -558,7 +526,6 @@ def demo(
         raise UserError(f"{out} exists and is not empty; choose another --out or remove it")
     start = time.perf_counter()
     result = demo_lib.run_demo(out, quick=quick, seed=seed)
-    (out / "summary.json").write_text(json.dumps(result, indent=2))
     table = Table(title=f"ganmusic demo{' --quick' if quick else ''}: done in {time.perf_counter() - start:.0f} s "
                         "(synthetic corpus: a first run, not real style)")
     table.add_column("what")
@@ -578,20 +545,6 @@ def demo(
                   "report.md, features.png")
     print_result(table)
     console.print(f"wrote {out}/summary.json. Next: real data, see datasets/README.md")
-
-
-def write_wav(midi, path: Path, rate: int = 22050) -> None:
-    """Render with pretty_midi's sine-wave synthesizer; 16-bit mono WAV via the standard library."""
-    import wave
-
-    audio = midi.synthesize(fs=rate)
-    peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
-    pcm = (audio / peak * 0.8 * 32767).astype("<i2") if peak > 0 else np.zeros(len(audio), "<i2")
-    with wave.open(str(path), "wb") as f:
-        f.setnchannels(1)
-        f.setsampwidth(2)
-        f.setframerate(rate)
-        f.writeframes(pcm.tobytes())
 
 
 def print_result(renderable):

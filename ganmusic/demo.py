@@ -7,6 +7,8 @@ stage is a call into the library, the same calls the other commands make.
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -89,7 +91,7 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0, progress: bool
     report = evaluate.evaluate([run_dir], run_dir / "eval", num=size.eval_samples, length=size.sample_tokens,
                                seed=seed, checkpoint="last", progress=progress)
     entry = report["sources"]["demo"]
-    return {
+    summary = {
         "corpus": {"path": str(corpus_dir), "files": len(corpus)},
         "classifier": {"path": str(classifier_dir),
                        "test_balanced_accuracy": clf_metrics["test"]["file"]["balanced_accuracy"]},
@@ -101,3 +103,5 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0, progress: bool
                        "p_jazz_baseline": entry.get("p_jazz_baseline"),
                        "reference_p_jazz_baseline": report["sources"]["reference"].get("p_jazz_baseline")},
     }
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary

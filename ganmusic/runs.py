@@ -56,12 +56,13 @@ def resumed(saved: RunConfig, requested: RunConfig | None, run_dir: str | Path =
     refused = [name for name in changed if name not in RESUMABLE and name != steps_ok]
     if refused:
         raise RunError(f"{run_dir}: cannot resume with different {', '.join(refused)} (saved: "
-                       + ", ".join(f"{n}={_get(saved, n)!r}" for n in refused)
+                       + ", ".join(f"{n}={field_value(saved, n)!r}" for n in refused)
                        + "); resume with the saved settings or start a new run")
     return requested
 
 
-def _get(config, path: str):
+def field_value(config, path: str):
+    """A (dotted) field of a config: `field_value(run_config, "adv.steps")`."""
     for part in path.split("."):
         config = getattr(config, part)
     return config

@@ -93,8 +93,11 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
 
     run_dir = Path(run_dir)
     sampling_config = sampling_config or sampling.SamplingConfig()
-    if bars is not None and bars < 1:
-        raise GanmusicError(f"bars must be >= 1, got {bars}")
+    for what, value, ok in (("num", num, num >= 1), ("length", length, length >= 3), ("tempo", tempo, 10 <= tempo <= 400),
+                            ("bars", bars, bars is None or bars >= 1)):
+        if not ok:
+            raise GanmusicError(f"{what} {value} is out of range (num >= 1, length >= 3 tokens, "
+                                "tempo 10-400 BPM, bars >= 1)")
     config, params = restore_params(run_dir, checkpoint)
     vocab = Vocab(config.encoding)
     primer_tokens = None
