@@ -26,7 +26,7 @@ def main():
     parser.add_argument("--steps", type=int, default=300, help="training steps when no classifier is given")
     args = parser.parse_args()
 
-    from ganmusic import classify, data
+    from ganmusic import classify, data, windows
     from ganmusic.models import ClassifierConfig
 
     root = data_path()
@@ -48,10 +48,10 @@ def main():
         t = time.perf_counter()
         clf.score_sequences(sequences)
         model_only = time.perf_counter() - t
-        windows = data.tile_windows(sequences, clf.vocab, clf.window)
+        tiled = windows.tile_windows(sequences, clf.vocab, clf.window)
         baseline = classify.train_baseline(corpus, clf.window, seed=0)
         t = time.perf_counter()
-        baseline.decision_function(classify.style_features(windows.tokens, windows.mask, clf.vocab))
+        baseline.decision_function(classify.style_features(tiled.tokens, tiled.mask, clf.vocab))
         baseline_seconds = time.perf_counter() - t
 
     errors = sum("error" in r for r in results)
@@ -60,13 +60,13 @@ def main():
         ("files scored (errors)", f"{n} ({errors})", "1218"),
         ("end to end: parse + model", f"{n / end_to_end:.0f} files/s ({end_to_end:.1f} s)", ">= 100 files/s"),
         ("model only (already parsed)", f"{len(sequences) / model_only:.0f} files/s, "
-                                        f"{len(windows.tokens) / model_only:.0f} windows/s", ""),
+                                        f"{len(tiled.tokens) / model_only:.0f} windows/s", ""),
         ("sklearn baseline, features + model", f"{len(sequences) / baseline_seconds:.0f} files/s", ""),
     ]
     report("score_bench", f"scoring {root} with {path.name}", rows,
            {"files": n, "errors": errors, "end_to_end_seconds": end_to_end,
             "files_per_second": n / end_to_end, "model_only_seconds": model_only,
-            "windows": int(len(windows.tokens)), "baseline_seconds": baseline_seconds,
+            "windows": int(len(tiled.tokens)), "baseline_seconds": baseline_seconds,
             "classifier": clf.model_config.to_dict()})
 
 

@@ -57,10 +57,10 @@ def make_batches(n: int, batch: int, window: int, cache_dir: str | None) -> tupl
     """`n` batches as (tokens int32 [n, B, W], mask bool [n, B, W], description)."""
     path = Path(os.environ.get("GANMUSIC_BENCH_DATA", DEFAULT_DATA))
     if path.exists():
-        from ganmusic import data
+        from ganmusic import data, windows
 
         corpus = data.load_corpus(path, cache_dir=cache_dir, progress=False)
-        sampler = data.WindowSampler(corpus, "train", window, batch, positive=True)
+        sampler = windows.WindowSampler(corpus, "train", window, batch, positive=True)
         batches = [sampler.batch(k) for k in range(n)]
         return (np.stack([b.tokens for b in batches]), np.stack([b.mask for b in batches]),
                 f"real windows ({corpus.positive} train split of {path})")

@@ -524,9 +524,9 @@ def parse_changes(text: str, bars: np.ndarray | None = None, beats_per_bar: floa
 def bar_starts(midi, end_beat: float) -> np.ndarray:
     """Bar-start beats from 0 through `end_beat`, from the file's time-signature events (4/4
     before the first and in a file without any). A change of time signature starts a bar."""
-    from ganmusic.encoding import seconds_to_beats
+    from ganmusic.encoding import midi_seconds_to_beats
 
-    sigs = [(float(seconds_to_beats(midi, np.array([ts.time]))[0]), ts.numerator * 4.0 / ts.denominator)
+    sigs = [(float(midi_seconds_to_beats(midi, np.array([ts.time]))[0]), ts.numerator * 4.0 / ts.denominator)
             for ts in getattr(midi, "time_signature_changes", [])]
     sigs = [(b, length) for b, length in sigs if length > 0]
     if not sigs or sigs[0][0] > 1e-6:
@@ -569,7 +569,7 @@ class ChordSource:
 def read_chord_source(midi, path=None, sidecar_text: str | None = None) -> ChordSource:
     """The chords of a `pretty_midi.PrettyMIDI` (see `read_chords`); `sidecar_text` stands in
     for reading `song.chords.txt` beside `path` (a worker gets the bytes it was handed)."""
-    from ganmusic.encoding import seconds_to_beats
+    from ganmusic.encoding import midi_seconds_to_beats
 
     best = None
     for name, events in _events_by_source(midi).items():
@@ -582,13 +582,13 @@ def read_chord_source(midi, path=None, sidecar_text: str | None = None) -> Chord
             best = (n_chords, name, events, parsed)
     if best is not None:
         _, name, events, parsed = best
-        beats = seconds_to_beats(midi, np.array([time for time, _ in events], dtype=np.float64))
+        beats = midi_seconds_to_beats(midi, np.array([time for time, _ in events], dtype=np.float64))
         unparsed = Counter(text.strip() for (_, text), (_, ok) in zip(events, parsed) if not ok)
         return ChordSource(ChordTimeline.from_changes(zip(beats, (text for _, text in events))), unparsed, name)
     if sidecar_text is None and path is not None and sidecar_path(path).is_file():
         sidecar_text = sidecar_path(path).read_text(encoding="utf-8", errors="replace")
     if sidecar_text is not None:
-        end = float(seconds_to_beats(midi, np.array([midi.get_end_time()]))[0])
+        end = float(midi_seconds_to_beats(midi, np.array([midi.get_end_time()]))[0])
         timeline, unparsed = parse_changes(sidecar_text, bar_starts(midi, end + 4096.0))
         return ChordSource(timeline, unparsed, "sidecar")
     # Nothing parsed anywhere: text that looks like a chord symbol is still reported.

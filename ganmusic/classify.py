@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ganmusic import checkpoints, data, plots
+from ganmusic import checkpoints, data, plots, windows
 from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Vocab
 from ganmusic.models import ClassifierConfig, StyleClassifier
@@ -44,7 +44,7 @@ class ClassifierError(GanmusicError):
 def steps_for_epochs(corpus: data.Corpus, epochs: float, window: int, batch_size: int) -> int:
     """Training steps for `epochs` passes over the training split's windows."""
     check(epochs > 0, f"epochs must be > 0, got {epochs}")
-    n_windows = len(data.eval_windows(corpus, corpus.indices("train"), window).tokens)
+    n_windows = len(windows.eval_windows(corpus, corpus.indices("train"), window).tokens)
     return max(1, int(epochs * n_windows / batch_size))
 
 
@@ -98,10 +98,10 @@ def make_predict(model: StyleClassifier):
     return predict
 
 
-def predict_logits(predict, params, batch: data.Batch, batch_size: int = SCORE_BATCH) -> np.ndarray:
+def predict_logits(predict, params, batch: windows.Batch, batch_size: int = SCORE_BATCH) -> np.ndarray:
     """Logits for any number of windows, in fixed-size padded chunks (one compilation)."""
     out = np.zeros(len(batch.tokens), dtype=np.float32)
-    for k, (tokens, mask, n) in enumerate(data.fixed_batches(batch.tokens, batch.mask, batch_size)):
+    for k, (tokens, mask, n) in enumerate(windows.fixed_batches(batch.tokens, batch.mask, batch_size)):
         out[k * batch_size : k * batch_size + n] = np.asarray(predict(params, tokens, mask))[:n]
     return out
 
@@ -168,7 +168,7 @@ def style_features(tokens: np.ndarray, mask: np.ndarray, vocab: Vocab, timing: b
 
 def train_baseline(corpus: data.Corpus, window: int, seed: int, timing: bool = True):
     """Logistic regression on `style_features` of the training windows, class-balanced."""
-    train = data.eval_windows(corpus, corpus.indices("train"), window)
+    train = windows.eval_windows(corpus, corpus.indices("train"), window)
     model = make_pipeline(StandardScaler(), LogisticRegression(
         C=1.0, max_iter=2000, class_weight="balanced", random_state=seed))
     model.fit(style_features(train.tokens, train.mask, corpus.vocab, timing), train.labels)
@@ -204,17 +204,18 @@ def train_classifier(corpus: data.Corpus, out_dir: str | Path, model_config: Cla
     model = StyleClassifier(model_config)
     rng = jax.random.PRNGKey(tc.seed)
     init_rng, rng = jax.random.split(rng)
-    sampler = data.WindowSampler(corpus, "train", tc.window, tc.batch_size, seed=tc.seed,
+    sampler = windows.WindowSampler(corpus, "train", tc.window, tc.batch_size, seed=tc.seed,
                                  transpose=tc.transpose, balance=True)
     first = sampler.batch(0)
     params = model.init(init_rng, first.tokens, first.mask)["params"]
-    schedule = optax.warmup_cosine_decay_schedule(0.0, tc.lr, min(tc.warmup, tc.steps), max(tc.steps, 1))
+    # Warm-up shorter than the run, so the cosine part has at least one step (optax refuses 0).
+    schedule = optax.warmup_cosine_decay_schedule(0.0, tc.lr, min(tc.warmup, tc.steps - 1), tc.steps)
     optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=tc.weight_decay))
     opt_state = optimizer.init(params)
     train_step = make_train_step(model, optimizer)
     predict = make_predict(model)
 
-    val = data.eval_windows(corpus, corpus.indices("val"), tc.window)
+    val = windows.eval_windows(corpus, corpus.indices("val"), tc.window)
     # Each class weighs half in the validation loss, whatever the imbalance.
     val_weights = np.where(val.labels == 1, 0.5 / max(val.labels.sum(), 1), 0.5 / max((1 - val.labels).sum(), 1))
     checkpoint_dir = out_dir / "checkpoint"
@@ -248,7 +249,7 @@ def train_classifier(corpus: data.Corpus, out_dir: str | Path, model_config: Cla
     train_seconds = time.perf_counter() - started
 
     test_idx = corpus.indices("test")
-    test = data.eval_windows(corpus, test_idx, tc.window)
+    test = windows.eval_windows(corpus, test_idx, tc.window)
     owners = np.searchsorted(test_idx, test.file_index)  # window -> position in test_idx
     file_labels = corpus.is_positive[test_idx].astype(int)
     window_logits = predict_logits(predict, params, test)
@@ -345,7 +346,7 @@ class Classifier:
     def score_sequences(self, sequences: list[np.ndarray]) -> list[dict]:
         """Per sequence: P(positive) and the per-window probabilities, in one batched pass."""
         predict = _predict_for(self.model_config)
-        batch = data.tile_windows(sequences, self.vocab, self.window)
+        batch = windows.tile_windows(sequences, self.vocab, self.window)
         logits = predict_logits(predict, self.params, batch)
         per_file = file_logits(logits, batch.file_index, len(sequences))
         out = []

@@ -357,9 +357,6 @@ class RunConfig:
             object.__setattr__(self, "weight_decay", 1e-4 if self.optimizer == "adamw" else 0.0)
         check(self.weight_decay >= 0, "weight_decay must be >= 0")
         check(self.weight_decay == 0 or self.optimizer == "adamw", "weight_decay needs optimizer adamw")
-        from ganmusic.encoding import Vocab
-
-        check(self.generator.vocab_size == Vocab(self.encoding).size, "generator vocab_size does not match the encoding")
         check(self.mle_steps >= 0 and self.mle_steps + self.adv.steps >= 1, "need at least one MLE or adversarial step")
         check(self.window >= 8, f"window must be >= 8 tokens, got {self.window}")
         check(self.batch_size >= 1, "batch_size must be >= 1")

@@ -12,7 +12,7 @@ next (`Grammar`); sampling applies it and every sequence, cut at any length, dec
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Iterable, NamedTuple, Sequence
 
 import numpy as np
@@ -244,10 +244,9 @@ class EncodeStats:
     merged: int = 0  # notes merged onto another at the same grid onset and pitch (or skyline)
     drum_notes: int = 0
     origin_beats: float = 0.0  # where grid step 0 lies in the file, in beats
-    extra: dict = field(default_factory=dict)
 
 
-def seconds_to_beats(midi, times: np.ndarray) -> np.ndarray:
+def midi_seconds_to_beats(midi, times: np.ndarray) -> np.ndarray:
     """Map seconds to beats (quarter notes) through the file's tempo map."""
     change_times, tempi = midi.get_tempo_changes()
     if len(change_times) == 0:
@@ -282,8 +281,8 @@ def midi_to_notes(midi, config: EncodingConfig, stats: EncodeStats | None = None
     in_range = (pitches >= config.pitch_min) & (pitches <= config.pitch_max)
     stats.dropped_out_of_range = int((~in_range).sum())
     spb = config.steps_per_beat
-    start_beats = seconds_to_beats(midi, np.asarray(starts, dtype=np.float64)[in_range])
-    end_beats = seconds_to_beats(midi, np.asarray(ends, dtype=np.float64)[in_range])
+    start_beats = midi_seconds_to_beats(midi, np.asarray(starts, dtype=np.float64)[in_range])
+    end_beats = midi_seconds_to_beats(midi, np.asarray(ends, dtype=np.float64)[in_range])
     if len(start_beats) == 0:
         return []
     origin = np.floor(start_beats.min() + 1e-9)
@@ -375,17 +374,3 @@ def decode_to_midi(tokens: Sequence[int], config: EncodingConfig, tempo: float =
         write_chords(midi, chords, tempo)
     return midi
 
-
-def transpose_tokens(tokens: np.ndarray, semitones: int, vocab: Vocab) -> np.ndarray:
-    """Shift every PITCH token; the caller keeps pitches in range (see `transpose_range`)."""
-    is_pitch = vocab.token_type[tokens] == T_PITCH
-    return np.where(is_pitch, tokens + semitones, tokens).astype(tokens.dtype)
-
-
-def transpose_range(tokens: np.ndarray, vocab: Vocab, limit: int) -> tuple[int, int]:
-    """Semitone shifts in [-limit, limit] that keep every pitch of `tokens` in range."""
-    pitches = vocab.token_value[tokens][vocab.token_type[tokens] == T_PITCH]
-    if len(pitches) == 0:
-        return -limit, limit
-    cfg = vocab.config
-    return max(-limit, cfg.pitch_min - int(pitches.min())), min(limit, cfg.pitch_max - int(pitches.max()))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganmusic import chords, data, metrics, realism
+from ganmusic import chords, data, metrics, realism, windows
 from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Note, Vocab
 from ganmusic.ui import console, maybe_progress
@@ -291,9 +291,9 @@ def classifier_scores(classifier, chunks: list[np.ndarray], encoding: EncodingCo
 def baseline_scores(model, chunks: list[np.ndarray], vocab: Vocab, window: int, timing: bool) -> list[float]:
     from ganmusic import classify
 
-    windows = data.tile_windows(chunks, vocab, window)
-    logits = model.decision_function(classify.style_features(windows.tokens, windows.mask, vocab, timing))
-    return classify.sigmoid(classify.file_logits(logits, windows.file_index, len(chunks))).tolist()
+    tiled = windows.tile_windows(chunks, vocab, window)
+    logits = model.decision_function(classify.style_features(tiled.tokens, tiled.mask, vocab, timing))
+    return classify.sigmoid(classify.file_logits(logits, tiled.file_index, len(chunks))).tolist()
 
 
 def reference_nll(config, params, reference: Source, vocab: Vocab) -> float:
@@ -301,8 +301,8 @@ def reference_nll(config, params, reference: Source, vocab: Vocab) -> float:
     from ganmusic import mle
     from ganmusic.models import Generator
 
-    windows = data.tile_windows(reference.sequences, vocab, config.window)
-    return mle.validation_nll(mle.make_eval_nll(Generator(config.generator)), params, windows,
+    tiled = windows.tile_windows(reference.sequences, vocab, config.window)
+    return mle.validation_nll(mle.make_eval_nll(Generator(config.generator)), params, tiled,
                                 min(config.batch_size, 32))
 
 

@@ -101,7 +101,7 @@ def rollout_length(window: int, count: int) -> int:
     return window_stride(window) * (count - 1) + window
 
 
-def cut_windows(x, window: int, count: int):
+def sample_windows(x, window: int, count: int):
     """`[B, L, ...]` generated tokens (ids or one-hots) -> `[B * count, window, ...]` windows."""
     stride = window_stride(window)
     windows = jnp.stack([x[:, k * stride : k * stride + window] for k in range(count)], axis=1)
@@ -149,7 +149,7 @@ def make_adv_step(gen_model: Generator, disc_model: StyleClassifier, grammar: Gr
 
         # Generated windows, as the discriminator sees them: without BOS, like real windows.
         one_hots, ids, logp, repeat = rollout(gen_model, state.gen, grammar, keys, sample_length, tau, hard)
-        fake = jax.lax.stop_gradient(cut_windows(one_hots, window, config.windows))
+        fake = jax.lax.stop_gradient(sample_windows(one_hots, window, config.windows))
 
         # Discriminator.
         def d_loss_fn(d_params):
@@ -173,7 +173,7 @@ def make_adv_step(gen_model: Generator, disc_model: StyleClassifier, grammar: Gr
             if hard:
                 # REINFORCE: rerun the sampled sequence to get differentiable log-probabilities.
                 logp_g = rollout_logp(gen_model, g_params, grammar, ids)
-                d_prob = jax.nn.sigmoid(d_logits(disc, cut_windows(jax.nn.one_hot(ids, vocab.size), window,
+                d_prob = jax.nn.sigmoid(d_logits(disc, sample_windows(jax.nn.one_hot(ids, vocab.size), window,
                                                                    config.windows)))
                 d_prob = d_prob.reshape(ids.shape[0], config.windows).mean(-1)  # one reward per sample
                 reward = d_prob - config.lambda_rep * repeated_pitches(ids, vocab)
@@ -185,7 +185,7 @@ def make_adv_step(gen_model: Generator, disc_model: StyleClassifier, grammar: Gr
                 total = config.lambda_mle * nll + config.lambda_adv * adv
                 return total, (nll, adv, rep, d_prob.mean(), reward.mean())
             one_hots_g, _, _, repeat_g = rollout(gen_model, g_params, grammar, keys, sample_length, tau, False)
-            d_out = d_logits(disc, cut_windows(one_hots_g, window, config.windows))
+            d_out = d_logits(disc, sample_windows(one_hots_g, window, config.windows))
             adv = -jax.nn.log_sigmoid(d_out).mean()
             rep = repeat_g.sum(-1).mean() / (sample_length / 3)
             total = config.lambda_mle * nll + config.lambda_adv * adv + config.lambda_rep * rep

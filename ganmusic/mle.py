@@ -10,7 +10,7 @@ import numpy as np
 import optax
 from flax import struct
 
-from ganmusic import data
+from ganmusic import data, windows
 from ganmusic.configs import OPTIMIZERS
 from ganmusic.models import Generator
 
@@ -95,16 +95,16 @@ def make_eval_nll(model: Generator):
     return eval_nll
 
 
-def validation_nll(eval_nll, params, batch: data.Batch, batch_size: int) -> float:
+def validation_nll(eval_nll, params, batch: windows.Batch, batch_size: int) -> float:
     """NLL per token over all validation windows (padded to whole batches: one compilation)."""
     total, count = 0.0, 0.0
-    for tokens, mask, _ in data.fixed_batches(batch.tokens, batch.mask, batch_size):
+    for tokens, mask, _ in windows.fixed_batches(batch.tokens, batch.mask, batch_size):
         s, c = eval_nll(params, tokens, mask)
         total, count = total + float(s), count + float(c)
     return total / max(count, 1.0)
 
 
-def unigram_nll(corpus: data.Corpus, train_idx: np.ndarray, batch: data.Batch) -> float:
+def unigram_nll(corpus: data.Corpus, train_idx: np.ndarray, batch: windows.Batch) -> float:
     """The baseline to beat: NLL per token of the validation targets under the training
     tokens' frequencies (add-one smoothed)."""
     vocab_size = corpus.vocab.size

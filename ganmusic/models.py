@@ -213,9 +213,6 @@ class Generator(nn.Module):
             x = self.drop(rnn(x), deterministic=not train)
         return self.head(x).astype(jnp.float32)
 
-    def initial_carry(self, batch_size: int):
-        return generator_initial_carry(self.config, batch_size)
-
     def step(self, carry, token):
         x = self._embed(token, time_axis=False)
         new_carry = []

@@ -16,6 +16,7 @@ import jax.numpy as jnp
 
 from ganmusic import checkpoints
 from ganmusic.configs import RunConfig, changed_fields
+from ganmusic.encoding import Vocab
 from ganmusic.errors import GanmusicError
 from ganmusic.models import Generator
 
@@ -37,14 +38,23 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
         if isinstance(raw, dict) and raw.get("format") in OLD_FORMATS:
             raise RunError(f"{run_dir}: made by an older ganmusic ({raw['format']}, a different checkpoint "
                            "layout); retrain it")
-        return RunConfig.from_dict(raw)
+        return check_vocab(RunConfig.from_dict(raw), path)
     except RunError:
         raise
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise RunError(f"{path}: incompatible run config ({exc})") from None
 
 
-def resumed(saved: RunConfig, requested: RunConfig | None, run_dir: str | Path = "") -> RunConfig:
+def check_vocab(config: RunConfig, where: str | Path = "run config") -> RunConfig:
+    """The generator's vocabulary must be the encoding's (configs.py cannot build a Vocab)."""
+    size = Vocab(config.encoding).size
+    if config.generator.vocab_size != size:
+        raise RunError(f"{where}: generator vocab_size {config.generator.vocab_size} does not match the "
+                       f"encoding's {size}")
+    return config
+
+
+def resumed(saved: RunConfig, requested: RunConfig | None, run_dir: str | Path | None = None) -> RunConfig:
     """The config a resumed run continues with: the saved one, with the settings that may change
     taken from `requested` (see `RESUMABLE`; more or fewer steps in the phase the run is in).
     Any other difference is a `RunError` naming the settings, never silently ignored."""
@@ -55,7 +65,8 @@ def resumed(saved: RunConfig, requested: RunConfig | None, run_dir: str | Path =
                 "mle_steps" if not saved.adv.steps and not requested.adv.steps else None)
     refused = [name for name in changed if name not in RESUMABLE and name != steps_ok]
     if refused:
-        raise RunError(f"{run_dir}: cannot resume with different {', '.join(refused)} (saved: "
+        where = f"{run_dir}: " if run_dir else ""
+        raise RunError(f"{where}cannot resume with different {', '.join(refused)} (saved: "
                        + ", ".join(f"{n}={field_value(saved, n)!r}" for n in refused)
                        + "); resume with the saved settings or start a new run")
     return requested

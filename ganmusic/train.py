@@ -17,13 +17,13 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from ganmusic import checkpoints, classify, data, plots
+from ganmusic import checkpoints, classify, data, plots, windows
 from ganmusic.encoding import Grammar, Vocab
 from ganmusic.errors import TrainingDiverged
 from ganmusic.gan import AdvState, init_adv_state, make_adv_step
 from ganmusic.mle import init_state, make_eval_nll, make_mle_step, make_optimizer, unigram_nll, validation_nll
 from ganmusic.models import Generator, StyleClassifier
-from ganmusic.runs import MetricsLog, RunConfig, RunError, load_run_config, restore_params, resumed
+from ganmusic.runs import MetricsLog, RunConfig, RunError, check_vocab, load_run_config, restore_params, resumed
 from ganmusic.ui import maybe_progress
 
 
@@ -119,10 +119,10 @@ class Batches:
     def __init__(self, corpus: data.Corpus, config: RunConfig, disc_window: int | None):
         kw = dict(seed=config.seed, transpose=config.transpose)
         self.config = config
-        self.mle = data.WindowSampler(corpus, "train", config.window, config.batch_size, positive=True, **kw)
+        self.mle = windows.WindowSampler(corpus, "train", config.window, config.batch_size, positive=True, **kw)
         if disc_window:
-            self.real = data.WindowSampler(corpus, "train", disc_window, config.batch_size, positive=True, **kw)
-            self.other = data.WindowSampler(corpus, "train", disc_window, config.batch_size, positive=False, **kw)
+            self.real = windows.WindowSampler(corpus, "train", disc_window, config.batch_size, positive=True, **kw)
+            self.other = windows.WindowSampler(corpus, "train", disc_window, config.batch_size, positive=False, **kw)
 
     def __call__(self, k: int) -> dict:
         mle = self.mle.batch(k)
@@ -153,6 +153,7 @@ def train_run(config: RunConfig | None, run_dir: str | Path, resume: bool = Fals
         config = resumed(load_run_config(run_dir), config, run_dir)
     elif (run_dir / "config.json").exists():
         raise RunError(f"{run_dir} exists; resume it, or choose another run name")
+    check_vocab(config)
     parallel = Parallel(config.devices)
     parallel.check_batch(config.batch_size)
     corpus = corpus or data.load_corpus(config.data, config.encoding, positive=config.positive, progress=progress)
@@ -172,7 +173,7 @@ def train_run(config: RunConfig | None, run_dir: str | Path, resume: bool = Fals
     if writer:
         (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     batches = Batches(corpus, config, disc.window if disc else None)
-    val = data.eval_windows(corpus, corpus.indices("val", positive=True), config.window)
+    val = windows.eval_windows(corpus, corpus.indices("val", positive=True), config.window)
     if len(val.tokens) == 0:
         raise RunError(f"{config.data}: no '{config.positive}' files in the validation split (the corpus is too small)")
     baseline = unigram_nll(corpus, corpus.indices("train", positive=True), val)

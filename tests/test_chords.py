@@ -17,6 +17,7 @@ from conftest import REAL_DATA
 from ganmusic import chords as ch
 from ganmusic import data
 from ganmusic import encoding as enc
+from ganmusic import windows
 from ganmusic.chords import ChordSymbolError, ChordTimeline, parse_chord
 
 LEAD_SHEETS = REAL_DATA.parent / "lead-sheets"
@@ -387,8 +388,8 @@ def test_corpus_stores_conditioning_and_reports_chords(tmp_path):
 def test_batches_carry_conditioning_transposed_with_the_notes(tmp_path):
     corpus = data.load_corpus(make_chord_corpus(tmp_path / "c"), cache_dir=tmp_path / "cache",
                               progress=False, split_fractions=(1, 0, 0))
-    plain = data.WindowSampler(corpus, "train", 30, 64, seed=1, transpose=0, positive=True).batch(0)
-    moved = data.WindowSampler(corpus, "train", 30, 64, seed=1, transpose=6, positive=True).batch(0)
+    plain = windows.WindowSampler(corpus, "train", 30, 64, seed=1, transpose=0, positive=True).batch(0)
+    moved = windows.WindowSampler(corpus, "train", 30, 64, seed=1, transpose=6, positive=True).batch(0)
     assert moved.cond.shape == (64, 30, ch.COND_SIZE)
     np.testing.assert_array_equal(plain.file_index, moved.file_index)
     is_pitch = VOCAB.token_type[plain.tokens] == enc.T_PITCH
@@ -399,7 +400,7 @@ def test_batches_carry_conditioning_transposed_with_the_notes(tmp_path):
     rel_plain = (VOCAB.token_value[plain.tokens] - plain.cond[..., ch.ROOT]) % 12
     rel_moved = (VOCAB.token_value[moved.tokens] - moved.cond[..., ch.ROOT]) % 12
     np.testing.assert_array_equal(rel_plain[has], rel_moved[has])
-    evals = data.eval_windows(corpus, corpus.indices(), 30)
+    evals = windows.eval_windows(corpus, corpus.indices(), 30)
     assert evals.cond.shape == evals.tokens.shape + (ch.COND_SIZE,)
     pad = ~evals.mask
     assert (evals.cond[pad] == ch.NO_COND).all()

@@ -6,7 +6,7 @@ import pretty_midi
 import pytest
 
 from conftest import make_tiny_corpus, run_cli, write_midi
-from ganmusic import classify, data
+from ganmusic import classify, data, windows
 from ganmusic.models import ClassifierConfig
 
 TINY = dict(embed_dim=16, hidden=16, layers=2)
@@ -62,7 +62,7 @@ def test_same_seed_same_classifier(tmp_path, trained):
 def test_an_interrupted_training_leaves_no_classifier(tiny_corpus, tmp_path, monkeypatch):
     corpus = data.load_corpus(tiny_corpus, cache_dir=tmp_path / "cache", progress=False, split_fractions=(4, 1, 1))
     calls = {"n": 0}
-    real_batch = data.WindowSampler.batch
+    real_batch = windows.WindowSampler.batch
 
     def dying_batch(self, k):
         calls["n"] += 1
@@ -70,7 +70,7 @@ def test_an_interrupted_training_leaves_no_classifier(tiny_corpus, tmp_path, mon
             raise KeyboardInterrupt
         return real_batch(self, k)
 
-    monkeypatch.setattr(data.WindowSampler, "batch", dying_batch)
+    monkeypatch.setattr(windows.WindowSampler, "batch", dying_batch)
     out = tmp_path / "classifiers" / "dies"
     with pytest.raises(KeyboardInterrupt):
         classify.train_classifier(corpus, out, ClassifierConfig.for_vocab(corpus.vocab, **TINY),
@@ -191,3 +191,17 @@ def test_scores_are_invariant_to_key_tempo_and_velocity_on_real_files(real_class
         base = results[0]["probability"]
         for r in results[1:]:
             assert abs(r["probability"] - base) < 0.05, (r["file"], r["probability"], base)
+
+
+def test_train_classifier_cli_epochs_default_name_and_defaults(tmp_path, tiny_corpus):
+    env = {**__import__("os").environ, "GANMUSIC_CACHE": str(tmp_path / "cache")}
+    result = run_cli("train-classifier", tiny_corpus, "--root", tmp_path / "clf", "--epochs", 2, "--window", 30,
+                     "--batch-size", 16, "--hidden", 8, "--layers", 2, "--seed", 4, env=env)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "clf" / "conv-w30-s4"  # the default name: encoder, window, seed
+    saved = json.loads((out / "config.json").read_text())
+    corpus = data.load_corpus(tiny_corpus, cache_dir=tmp_path / "cache", progress=False)
+    assert saved["train"]["steps"] == classify.steps_for_epochs(corpus, 2, 30, 16) > 1
+    assert saved["model"]["hidden"] == 8 and saved["model"]["embed_dim"] == ClassifierConfig(vocab_size=1).embed_dim
+    bad = run_cli("train-classifier", tiny_corpus, "--root", tmp_path / "clf2", "--window", 8, env=env)
+    assert bad.returncode == 2 and "window must be in [16, 1024]" in bad.stderr and "Traceback" not in bad.stderr

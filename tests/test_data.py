@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from conftest import straight_tune, swing_line, write_midi
-from ganmusic import data
+from ganmusic import data, windows
 from ganmusic import encoding as enc
 from ganmusic.data import CorpusError, load_corpus
 
@@ -126,7 +126,7 @@ def test_missing_positive_label_is_an_error(tiny_corpus, cache_dir):
 
 def test_window_sampler_windows_start_on_note_boundaries_and_stay_in_range(tiny_corpus, cache_dir):
     corpus = load_corpus(tiny_corpus, cache_dir=cache_dir, progress=False, split_fractions=(1, 0, 0))
-    sampler = data.WindowSampler(corpus, "train", window=31, batch_size=64, seed=3, transpose=12)
+    sampler = windows.WindowSampler(corpus, "train", window=31, batch_size=64, seed=3, transpose=12)
     grammar = enc.Grammar(corpus.vocab)
     batch = sampler.batch(0)
     assert batch.tokens.shape == (64, 31)
@@ -137,7 +137,7 @@ def test_window_sampler_windows_start_on_note_boundaries_and_stay_in_range(tiny_
     # Transposition happened, and kept every pitch in range.
     pitches = corpus.vocab.token_value[batch.tokens][corpus.vocab.token_type[batch.tokens] == enc.T_PITCH]
     assert pitches.min() >= corpus.config.pitch_min and pitches.max() <= corpus.config.pitch_max
-    plain = data.WindowSampler(corpus, "train", 31, 64, seed=3, transpose=0).batch(0)
+    plain = windows.WindowSampler(corpus, "train", 31, 64, seed=3, transpose=0).batch(0)
     assert (plain.tokens != batch.tokens).any()
     # Reproducible from (seed, step); other steps differ.
     np.testing.assert_array_equal(sampler.batch(0).tokens, batch.tokens)
@@ -150,15 +150,15 @@ def test_balanced_sampling_evens_out_the_labels(tmp_path, cache_dir):
     for i in range(10):
         write_midi(tmp_path / "c" / "folk" / f"f{i}.mid", straight_tune(i, n=96))
     corpus = load_corpus(tmp_path / "c", cache_dir=cache_dir, progress=False, split_fractions=(1, 0, 0))
-    labels = data.WindowSampler(corpus, "train", 24, 2000, seed=0).batch(0).labels
+    labels = windows.WindowSampler(corpus, "train", 24, 2000, seed=0).batch(0).labels
     assert 0.45 < labels.mean() < 0.55
-    only = data.WindowSampler(corpus, "train", 24, 200, seed=0, positive=True).batch(0).labels
+    only = windows.WindowSampler(corpus, "train", 24, 200, seed=0, positive=True).batch(0).labels
     assert only.all()
 
 
 def test_eval_windows_tile_files_without_overlap(tiny_corpus, cache_dir):
     corpus = load_corpus(tiny_corpus, cache_dir=cache_dir, progress=False)
-    batch = data.eval_windows(corpus, np.arange(len(corpus)), 30)
+    batch = windows.eval_windows(corpus, np.arange(len(corpus)), 30)
     assert set(batch.file_index) == set(range(len(corpus)))
     assert batch.mask.sum() <= len(corpus.tokens)
 

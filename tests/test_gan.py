@@ -168,10 +168,10 @@ def test_generated_samples_are_cut_into_note_aligned_windows(window):
     length = gan.rollout_length(window, 3)
     keys = jax.random.split(jax.random.PRNGKey(1), 2)  # raw keys, as the step makes them
     one_hots, ids, _, _ = gan.rollout(gen, params, Grammar(vocab), keys, length, 1.0, True)
-    windows = np.asarray(gan.cut_windows(ids, window, 3))
+    windows = np.asarray(gan.sample_windows(ids, window, 3))
     assert windows.shape == (2 * 3, window)
     assert (vocab.token_type[windows[:, 0]] == T_SHIFT).all()  # like real windows: on a note boundary
     assert (windows[2] == np.asarray(ids)[0, length - window:]).all()  # the last window ends the sample
     stride = gan.window_stride(window)
     assert window - 3 < stride <= window  # end to end: no token unseen, at most one note seen twice
-    assert gan.cut_windows(one_hots, window, 3).shape == (6, window, vocab.size)
+    assert gan.sample_windows(one_hots, window, 3).shape == (6, window, vocab.size)

@@ -83,7 +83,7 @@ def test_one_param_tree_and_shapes():
     assert spec(by_step) == spec(params)
     assert params["embedding"].shape == (V, 24)
     assert params["head"]["kernel"].shape == (16, V)
-    carry = module.apply({"params": params}, B, method="initial_carry")
+    carry = generator_initial_carry(cfg, B)
     assert [tuple(x.shape for x in c) for c in carry] == [((B, 32), (B, 32)), ((B, 16), (B, 16))]
     assert all(float(jnp.abs(x).max()) == 0.0 for x in jax.tree.leaves(carry))
     carry, logits = step(params, carry, jnp.zeros((B,), jnp.int32))

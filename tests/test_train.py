@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from conftest import make_tiny_corpus, run_cli
-from ganmusic import data, runs, sampling, train
+from ganmusic import data, runs, sampling, train, windows
 from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Vocab
 from ganmusic.models import GeneratorConfig
@@ -54,17 +54,17 @@ def test_run_folder_contents_and_learning(finished_run):
 def test_resume_after_a_crash_matches_an_uninterrupted_run(corpus, finished_run, tmp_path, monkeypatch):
     full_dir, _ = finished_run
     run_dir = tmp_path / "crashed"
-    real_batch = data.WindowSampler.batch
+    real_batch = windows.WindowSampler.batch
 
     def crash_at_step_10(self, k):
         if k == 10:
             raise RuntimeError("simulated crash")
         return real_batch(self, k)
 
-    monkeypatch.setattr(data.WindowSampler, "batch", crash_at_step_10)
+    monkeypatch.setattr(windows.WindowSampler, "batch", crash_at_step_10)
     with pytest.raises(RuntimeError, match="simulated crash"):
         train.train_run(tiny_config(corpus.root), run_dir, progress=False, corpus=corpus)
-    monkeypatch.setattr(data.WindowSampler, "batch", real_batch)
+    monkeypatch.setattr(windows.WindowSampler, "batch", real_batch)
     # Steps 9 and 10 were lost with the crash; the log holds 4 and 8 only after resuming from 8.
     summary = train.train_run(tiny_config(corpus.root), run_dir, resume=True, progress=False, corpus=corpus)
     assert summary["step"] == 12
@@ -125,3 +125,53 @@ def test_sample_cli_errors_are_one_line(finished_run, tmp_path):
                           ((run_dir, "--checkpoint", "999"), "no checkpoint '999'")]:
         result = run_cli("sample", *args)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+
+
+def test_sample_cli_bars_wav_and_primer(finished_run, corpus, tmp_path):
+    import wave
+
+    from ganmusic import songs
+
+    run_dir, _ = finished_run
+    spb = EncodingConfig().steps_per_beat
+    out = tmp_path / "bars"
+    result = run_cli("sample", run_dir, "--num", 2, "--bars", 2, "--wav", "--seed", 1, "--out", out)
+    assert result.returncode == 0, result.stderr
+    for k in range(2):
+        notes = enc.midi_to_notes(enc.load_midi(out / f"sample-{k:03d}.mid"), EncodingConfig())
+        assert notes and max(n.onset for n in notes) < notes[0].onset + 2 * 4 * spb  # two 4/4 bars
+        with wave.open(str(out / f"sample-{k:03d}.wav")) as w:
+            assert w.getnframes() > 0 and w.getnchannels() == 1
+    assert songs.tokens_for_bars(2) == 2 * 4 * 4 * 3
+
+    primer = corpus.root / "jazz" / "swing0.mid"
+    primer_notes = enc.midi_to_notes(enc.load_midi(primer), EncodingConfig())
+    kept = songs.generate_songs(str(run_dir), tmp_path / "primed", num=1, length=30, primer=str(primer), seed=2)
+    with_primer = enc.midi_to_notes(enc.load_midi(kept["samples"][0]["file"]), EncodingConfig())
+    assert [(n.onset, n.pitch) for n in with_primer[: len(primer_notes)]] == [(n.onset, n.pitch) for n in primer_notes]
+    assert len(with_primer) > len(primer_notes)
+    result = run_cli("sample", run_dir, "--num", 1, "--length", 30, "--primer", primer, "--no-primer-in-output",
+                     "--seed", 2, "--out", tmp_path / "continued")
+    assert result.returncode == 0, result.stderr
+    continued = enc.midi_to_notes(enc.load_midi(tmp_path / "continued" / "sample-000.mid"), EncodingConfig())
+    generated = with_primer[len(primer_notes):]
+    shift = generated[0].onset
+    assert continued == [enc.Note(n.onset - shift, n.pitch, n.duration) for n in generated]
+    bad = run_cli("sample", run_dir, "--primer", tmp_path / "nope.mid", "--out", tmp_path / "x")
+    assert bad.returncode == 2 and "nope.mid" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_resume_cli_applies_given_options_and_refuses_others(corpus, tmp_path):
+    args = ["train-gan", str(corpus.root), "--name", "r", "--root", str(tmp_path), "--layers", "16", "--embed-dim", "8",
+            "--window", "24", "--batch-size", "4", "--mle-steps", "4", "--eval-every", "2", "--checkpoint-every", "2"]
+    assert run_cli(*args).returncode == 0
+    more = run_cli("train-gan", str(corpus.root), "--name", "r", "--root", str(tmp_path), "--resume",
+                   "--mle-steps", "6")
+    assert more.returncode == 0, more.stderr
+    assert [r["step"] for r in runs.MetricsLog.read(tmp_path / "r" / "metrics.jsonl")] == [2, 4, 6]
+    assert runs.load_run_config(tmp_path / "r").mle_steps == 6
+    refused = run_cli("train-gan", str(corpus.root), "--name", "r", "--root", str(tmp_path), "--resume",
+                      "--lr", "0.1", "--layers", "32")
+    assert refused.returncode == 2 and "generator.layers, lr" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
+
