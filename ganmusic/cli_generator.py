@@ -208,6 +208,8 @@ def evaluate(
     from ganmusic import evaluate as ev
 
     sampling_config = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p)
+    if against is None and all(p.is_dir() for p in inputs) and not any(ev.is_run(p) for p in inputs):
+        raise UserError("no run given: say what to compare against with --against DATA")
     if out is None:
         out = inputs[0] / "eval" if len(inputs) == 1 and ev.is_run(inputs[0]) else Path("eval")
     report = ev.evaluate(inputs, out, against=against, classifier=classifier, num=num, length=length, seed=seed,
