@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ganmusic import checkpoints, data, plots, windows
+from ganmusic import checkpoints, data, parsing, plots, windows
 from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Vocab
 from ganmusic.models import ClassifierConfig, StyleClassifier
@@ -372,7 +372,7 @@ def score_files(classifier: Classifier, paths: list[str | Path], workers: int | 
     per path, in the order given. Files are parsed in parallel worker processes; the windows of
     all files then go through the model together in fixed-size batches."""
     paths = [str(p) for p in paths]
-    parsed = data.parse_files(paths, classifier.encoding, min_notes=1, workers=workers, progress=progress)
+    parsed = parsing.parse_files(paths, classifier.encoding, min_notes=1, workers=workers, progress=progress)
     good = [k for k, p in enumerate(parsed) if p.tokens is not None]
     scores = dict(zip(good, classifier.score_sequences([parsed[k].tokens for k in good])))
     results = []

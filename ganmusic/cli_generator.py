@@ -205,6 +205,7 @@ def evaluate(
 ):
     """Measure generated music against a reference: musical features, their distribution
     overlap, jazziness and NLL, several runs side by side; report.json, report.md and PNGs."""
+    from ganmusic import eval_report
     from ganmusic import evaluate as ev
 
     sampling_config = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p)
@@ -220,7 +221,7 @@ def evaluate(
     table.add_column("real", justify="right")
     for name in list(report["sources"])[1:]:
         table.add_column(name, justify="right")
-    for row in ev.summary_table(report):
+    for row in eval_report.summary_table(report):
         table.add_row(*row)
     print_result(table)
     console.print(f"wrote {out}/ (report.json, report.md, chunks.csv, features.png"

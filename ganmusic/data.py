@@ -1,4 +1,4 @@
-"""Labelled MIDI corpora: find files, parse them in parallel, cache, split, batch windows.
+"""Labelled MIDI corpora: find files, parse them in parallel (`parsing`), cache, split.
 
 A corpus is a folder with one subfolder per label (`jazz/`, `not_jazz/`, any names), or a CSV
 manifest `path,label[,group]` (paths relative to the manifest; a `performer` column counts as the
@@ -6,10 +6,11 @@ group), or a folder holding `manifest.csv`. Files that cannot be used are skippe
 the rest is parsed once and cached by content, so a second load is fast and a changed file is
 re-parsed alone.
 
-Chords (lead sheets): every file's chord symbols are read with it (`chords.encode_lead_sheet`:
-MIDI text, marker or lyric events, or a sidecar `song.chords.txt`) into per-token conditioning
-rows stored beside the tokens (`Corpus.cond`, `windows.Batch.cond`); a file without chords has no-chord
-rows. `Corpus.chord_info` keeps per-file chord counts for `data inspect`.
+Chords (lead sheets): every file's chord symbols are read with it (`parsing`,
+`lead_sheets.encode_lead_sheet`: MIDI text, marker or lyric events, or a sidecar
+`song.chords.txt`) into per-token conditioning rows stored beside the tokens (`Corpus.cond`,
+`windows.Batch.cond`); a file without chords has no-chord rows. `Corpus.chord_info` keeps
+per-file chord counts for `data inspect`.
 """
 
 from __future__ import annotations
@@ -17,21 +18,18 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-import multiprocessing
 import os
 import zlib
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 
-from ganmusic import chords as ch
 from ganmusic import encoding as enc
+from ganmusic import lead_sheets as ls
 from ganmusic.encoding import EncodingConfig, Vocab
-from ganmusic.ui import maybe_progress
 from ganmusic.errors import GanmusicError
+from ganmusic.parsing import Parsed, file_digest, parse_files
 
 CACHE_FORMAT = 2  # 2: chord conditioning and chord counts beside the tokens
 MIDI_SUFFIXES = (".mid", ".midi", ".kar")
@@ -122,69 +120,6 @@ def read_manifest(manifest: Path) -> list[Entry]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Parsing (runs in worker processes: nothing here may import JAX)
-# ---------------------------------------------------------------------------------------------
-
-
-def digest_bytes(data: bytes) -> str:
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
-
-
-def file_digest(path: Path) -> str:
-    """Content digest of a MIDI file and its chord sidecar (`song.chords.txt`), if any."""
-    data = path.read_bytes()
-    sidecar = ch.sidecar_path(path)
-    if sidecar.is_file():
-        data += b"\0ganmusic-chords\0" + sidecar.read_bytes()
-    return digest_bytes(data)
-
-
-class Parsed(NamedTuple):
-    """One file parsed: tokens, conditioning rows and chord counts, or `None`s and a reason."""
-
-    tokens: np.ndarray | None
-    cond: np.ndarray | None
-    info: dict | None
-    reason: str
-
-
-def parse_midi_bytes(data: bytes, config: EncodingConfig, min_notes: int,
-                     chords_text: str | None = None) -> Parsed:
-    """Tokens and chord conditioning of one file (`chords_text`: its sidecar's text), or a
-    reason why it cannot be used."""
-    if not data:
-        return Parsed(None, None, None, "empty file")
-    try:
-        midi = enc.midi_from_bytes(data)
-    except Exception as exc:  # mido raises many kinds on bad bytes
-        msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return Parsed(None, None, None, f"not a readable MIDI file ({msg[:120]})")
-    stats = enc.EncodeStats()
-    try:
-        lead = ch.encode_lead_sheet(midi, config, stats, sidecar_text=chords_text)
-    except Exception as exc:  # a broken tempo map and similar
-        return Parsed(None, None, None, f"cannot read notes ({str(exc)[:120]})")
-    if stats.notes_in == 0:
-        return Parsed(None, None, None, "drum-only file (no pitched notes)" if stats.drum_notes else "no notes")
-    n_notes = (len(lead.tokens) - 2) // 3
-    if n_notes < min_notes:
-        return Parsed(None, None, None, f"too few notes ({n_notes} < {min_notes})")
-    return Parsed(lead.tokens, lead.cond, lead.info, "")
-
-
-def _parse_job(job) -> Parsed:
-    path, config_json, min_notes = job
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-        sidecar = ch.sidecar_path(path)
-        chords_text = sidecar.read_text(encoding="utf-8", errors="replace") if sidecar.is_file() else None
-    except OSError as exc:
-        return Parsed(None, None, None, f"cannot read file ({exc.strerror})")
-    return parse_midi_bytes(data, EncodingConfig.from_json(config_json), min_notes, chords_text)
-
-
-# ---------------------------------------------------------------------------------------------
 # The corpus
 # ---------------------------------------------------------------------------------------------
 
@@ -205,12 +140,12 @@ class Corpus:
     split: np.ndarray  # int8 [N]: index into SPLITS
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     parsed_now: int = 0  # files parsed by this load (the rest came from the cache)
-    cond: np.ndarray | None = None  # int16 [len(tokens), chords.COND_SIZE]; None: no chords
-    chord_info: list[dict] = field(default_factory=list)  # per file: chords.LeadSheet.info
+    cond: np.ndarray | None = None  # int16 [len(tokens), lead_sheets.COND_SIZE]; None: no chords
+    chord_info: list[dict] = field(default_factory=list)  # per file: lead_sheets.LeadSheet.info
 
     def __post_init__(self):
         if self.cond is None:
-            self.cond = ch.no_conditioning(len(self.tokens))
+            self.cond = ls.no_conditioning(len(self.tokens))
 
     @property
     def vocab(self) -> Vocab:
@@ -313,7 +248,7 @@ def load_corpus(source: str | Path, config: EncodingConfig | None = None, *, pos
     lengths = np.array([len(s) for s in seqs], dtype=np.int64)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     tokens = np.concatenate(seqs).astype(np.int16) if seqs else np.zeros(0, np.int16)
-    cond = np.concatenate(conds).astype(np.int16) if conds else ch.no_conditioning(0)
+    cond = np.concatenate(conds).astype(np.int16) if conds else ls.no_conditioning(0)
     split = assign_splits(labels, groups, kept_digests, split_fractions, split_seed)
     return Corpus(root, config, positive, paths, labels, groups, kept_digests, tokens, offsets,
                   split, sorted(skipped), parsed_now=len(todo_unique), cond=cond, chord_info=infos)
@@ -324,26 +259,6 @@ def rel(path: Path, root: Path) -> str:
         return str(path.relative_to(root))
     except ValueError:
         return str(path)
-
-
-def parse_files(paths: list[str], config: EncodingConfig, min_notes: int, workers: int | None,
-                progress: bool) -> list[Parsed]:
-    jobs = [(p, config.to_json(), min_notes) for p in paths]
-    workers = workers or min(os.cpu_count() or 1, 8)
-    out = []
-    with maybe_progress(progress and bool(jobs), "parsing MIDI", len(jobs)) as advance:
-        if workers <= 1 or len(jobs) < 32:
-            for job in jobs:
-                out.append(_parse_job(job))
-                advance()
-        else:
-            # spawn, not fork: the caller may already hold JAX's threads.
-            ctx = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-                for result in pool.map(_parse_job, jobs, chunksize=16):
-                    out.append(result)
-                    advance()
-    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -381,10 +296,10 @@ def write_cache(path: Path, entries: dict[str, Parsed]) -> None:
     infos = [json.dumps(entries[d].info or {}, sort_keys=True) for d in digests]
     usable = [entries[d].tokens is not None for d in digests]
     seqs = [entries[d].tokens if ok else np.zeros(0, np.int16) for d, ok in zip(digests, usable)]
-    conds = [entries[d].cond if ok else ch.no_conditioning(0) for d, ok in zip(digests, usable)]
+    conds = [entries[d].cond if ok else ls.no_conditioning(0) for d, ok in zip(digests, usable)]
     offsets = np.concatenate([[0], np.cumsum([len(s) for s in seqs])]).astype(np.int64)
     tokens = np.concatenate(seqs).astype(np.int16) if seqs else np.zeros(0, np.int16)
-    cond = np.concatenate(conds).astype(np.int16) if conds else ch.no_conditioning(0)
+    cond = np.concatenate(conds).astype(np.int16) if conds else ls.no_conditioning(0)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".tmp{os.getpid()}.npz")
     np.savez(tmp, format=CACHE_FORMAT, digests=np.array(digests, dtype=str),
@@ -461,39 +376,7 @@ def corpus_summary(corpus: Corpus) -> dict:
         "labels": labels,
         "groups": len({g for g in corpus.groups if g}),
         "skipped": [{"path": p, "reason": r} for p, r in corpus.skipped],
-        "chords": chord_summary(corpus),
+        "chords": ls.chord_summary(corpus.labels, corpus.chord_info, corpus.paths),
         "encoding": json.loads(corpus.config.to_json()),
         "fingerprint": corpus.fingerprint(),
     }
-
-
-def chord_summary(corpus: Corpus) -> dict:
-    """Chords per label: where they came from, coverage (share of notes under a parsed chord),
-    parse rate (share of notes under a chord symbol whose symbol parsed), the quality histogram
-    of the changes; and every unparsed symbol with its count and files."""
-    labels: dict[str, dict] = {}
-    unparsed: dict[str, dict] = {}
-    for i, (label, info) in enumerate(zip(corpus.labels, corpus.chord_info)):
-        info = info or {}
-        row = labels.setdefault(label, {"files": 0, "files_with_chords": 0, "notes": 0,
-                                        "notes_with_symbol": 0, "notes_with_chord": 0,
-                                        "sources": {}, "qualities": {}})
-        row["files"] += 1
-        source = info.get("source", "none")
-        row["sources"][source] = row["sources"].get(source, 0) + 1
-        row["files_with_chords"] += int(bool(info.get("qualities")))  # at least one parsed chord
-        for k in ("notes", "notes_with_symbol", "notes_with_chord"):
-            row[k] += int(info.get(k, 0))
-        for q, n in info.get("qualities", {}).items():
-            row["qualities"][q] = row["qualities"].get(q, 0) + int(n)
-        for sym, n in info.get("unparsed", {}).items():
-            u = unparsed.setdefault(sym, {"symbol": sym, "count": 0, "files": {}})
-            u["count"] += int(n)
-            u["files"][corpus.paths[i]] = int(n)
-    for row in labels.values():
-        row["coverage"] = row["notes_with_chord"] / row["notes"] if row["notes"] else 0.0
-        row["parsed_share"] = (row["notes_with_chord"] / row["notes_with_symbol"]
-                               if row["notes_with_symbol"] else None)
-        row["qualities"] = dict(sorted(row["qualities"].items(), key=lambda kv: (-kv[1], kv[0])))
-    return {"labels": labels,
-            "unparsed": sorted(unparsed.values(), key=lambda u: (-u["count"], u["symbol"]))}

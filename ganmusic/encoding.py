@@ -369,8 +369,6 @@ def decode_to_midi(tokens: Sequence[int], config: EncodingConfig, tempo: float =
     `chords.encode_lead_sheet` gives it) is written as text events, so chords round-trip."""
     midi = notes_to_midi(tokens_to_notes(tokens, Vocab(config)), config, tempo=tempo, **kw)
     if chords is not None:
-        from ganmusic.chords import write_chords
-
-        write_chords(midi, chords, tempo)
+        chords.write(midi, tempo)
     return midi
 

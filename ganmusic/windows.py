@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ganmusic import chords as ch
+from ganmusic import lead_sheets as ls
 from ganmusic import encoding as enc
 from ganmusic.data import Corpus, CorpusError
 from ganmusic.encoding import Vocab
@@ -22,11 +22,11 @@ class Batch:
     mask: np.ndarray  # bool [B, W]
     labels: np.ndarray  # int32 [B]: 1 for the positive label
     file_index: np.ndarray  # int64 [B]
-    cond: np.ndarray | None = None  # int32 [B, W, chords.COND_SIZE]: chord conditioning per token
+    cond: np.ndarray | None = None  # int32 [B, W, lead_sheets.COND_SIZE]: chord conditioning per token
 
     def __post_init__(self):
         if self.cond is None:
-            self.cond = np.broadcast_to(ch.NO_COND.astype(np.int32), self.tokens.shape + (ch.COND_SIZE,))
+            self.cond = np.broadcast_to(ls.NO_COND.astype(np.int32), self.tokens.shape + (ls.COND_SIZE,))
 
 
 def window_starts(corpus: Corpus, indices: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -57,11 +57,11 @@ def cut_windows(corpus: Corpus, files: np.ndarray, starts: np.ndarray, window: i
     mask = pos < ends[:, None]
     clipped = np.minimum(pos, len(corpus.tokens) - 1)
     tokens = np.where(mask, corpus.tokens[clipped], enc.PAD).astype(np.int32)
-    cond = np.where(mask[..., None], corpus.cond[clipped], ch.NO_COND).astype(np.int32)
+    cond = np.where(mask[..., None], corpus.cond[clipped], ls.NO_COND).astype(np.int32)
     if transpose is not None:
         is_pitch = corpus.vocab.token_type[tokens] == enc.T_PITCH
         tokens = np.where(is_pitch, tokens + transpose[:, None], tokens).astype(np.int32)
-        cond = ch.transpose_conditioning(cond, transpose)
+        cond = ls.transpose_conditioning(cond, transpose)
     labels = corpus.is_positive[files].astype(np.int32)
     return Batch(tokens, mask, labels, files, cond)
 
@@ -145,7 +145,7 @@ def tile_windows(sequences: list[np.ndarray], vocab: Vocab, window: int,
                 tokens.append(np.pad(piece, (0, window - len(piece)), constant_values=enc.PAD))
                 if conds is not None:
                     rows = conds[k][start : start + window]
-                    cond_rows.append(np.concatenate([rows, ch.no_conditioning(window - len(rows))]))
+                    cond_rows.append(np.concatenate([rows, ls.no_conditioning(window - len(rows))]))
                 masks.append(np.arange(window) < len(piece))
                 owners.append(k)
                 last = start

@@ -14,11 +14,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import REAL_DATA
+from ganmusic import chord_symbols as cs
 from ganmusic import chords as ch
 from ganmusic import data
 from ganmusic import encoding as enc
-from ganmusic import windows
-from ganmusic.chords import ChordSymbolError, ChordTimeline, parse_chord
+from ganmusic import lead_sheets as ls
+from ganmusic import parsing, windows
+from ganmusic.chord_symbols import ChordSymbolError, parse_chord
+from ganmusic.chords import ChordTimeline
 
 LEAD_SHEETS = REAL_DATA.parent / "lead-sheets"
 CONFIG = enc.EncodingConfig()
@@ -86,7 +89,7 @@ def test_common_variants_mean_the_same_chord(variant, canonical):
 @pytest.mark.parametrize("symbol", ["NC", "N.C.", "N", "X", "nc"])
 def test_no_chord_symbols(symbol):
     assert parse_chord(symbol) is None
-    assert ch.try_parse(symbol) == (None, True)
+    assert cs.try_parse(symbol) == (None, True)
 
 
 @pytest.mark.parametrize("symbol", ["", "H7", "Cfoo", "C7x", "C--", "C:bogus", "c7", "C7/Q", "7"])
@@ -94,14 +97,14 @@ def test_unreadable_symbols_raise_a_value_error_naming_the_symbol(symbol):
     with pytest.raises(ChordSymbolError) as err:
         parse_chord(symbol)
     assert isinstance(err.value, ValueError) and repr(symbol) in str(err.value)
-    assert ch.try_parse(symbol) == (None, False)
+    assert cs.try_parse(symbol) == (None, False)
 
 
 def test_every_readme_quality_parses_on_every_root_with_its_own_name():
     for q in README_QUALITIES:
-        for root in ch.NOTE_NAMES:
+        for root in cs.NOTE_NAMES:
             chord = parse_chord(root + q)
-            assert chord.root == ch.NOTE_NAMES.index(root)
+            assert chord.root == cs.NOTE_NAMES.index(root)
             # Canonical names, except where two spellings are one set of tones.
             if q not in ("11",):
                 assert chord.quality == (q or "maj"), (root + q, chord.quality)
@@ -110,9 +113,9 @@ def test_every_readme_quality_parses_on_every_root_with_its_own_name():
 def test_chord_from_mask_round_trips_conditioning_values():
     for symbol in ["Cm7", "F#7alt", "Bbmaj9", "E:(1,b3,b7)", "G7sus4"]:
         c = parse_chord(symbol)
-        back = ch.chord_from_mask(c.root, c.pitch_classes)
+        back = cs.chord_from_mask(c.root, c.pitch_classes)
         assert (back.root, back.pitch_classes) == (c.root, c.pitch_classes)
-    assert ch.chord_from_mask(-1, 0) is None
+    assert cs.chord_from_mask(-1, 0) is None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -126,29 +129,29 @@ LETTERS = "CDEFGAB"
 root_names = st.builds(lambda letter, acc: letter + acc, st.sampled_from(LETTERS),
                        st.sampled_from(["", "b", "#", "bb", "##", "♭", "♯"]))
 symbols = st.builds(lambda r, q, bass: r + q + (("/" + bass) if bass and not q.startswith(":") else ""),
-                    st.sampled_from(ch.NOTE_NAMES), st.sampled_from(VARIANT_QUALITIES),
-                    st.one_of(st.none(), st.sampled_from(ch.NOTE_NAMES)))
+                    st.sampled_from(cs.NOTE_NAMES), st.sampled_from(VARIANT_QUALITIES),
+                    st.one_of(st.none(), st.sampled_from(cs.NOTE_NAMES)))
 
 
 @settings(max_examples=300, deadline=None)
 @given(symbols, st.integers(-24, 24))
 def test_transposing_a_symbol_transposes_its_chord(symbol, k):
     chord = parse_chord(symbol)
-    moved = parse_chord(ch.transpose_symbol(symbol, k))
+    moved = parse_chord(cs.transpose_symbol(symbol, k))
     assert moved.root == (chord.root + k) % 12
     assert moved.bass == (chord.bass + k) % 12
     assert moved.pcs == {(p + k) % 12 for p in chord.pcs}
     assert moved.quality == chord.quality
     assert chord.transpose(k) == moved
-    assert ch.rotate_mask(chord.pitch_classes, k) == moved.pitch_classes
+    assert cs.rotate_mask(chord.pitch_classes, k) == moved.pitch_classes
 
 
 @settings(max_examples=300, deadline=None)
 @given(root_names, st.sampled_from(VARIANT_QUALITIES))
 def test_enharmonic_spellings_are_one_chord(root, quality):
     chord = parse_chord(root + quality)
-    pc = ch.LETTER_PC[root[0]] + sum(ch.ACCIDENTAL[c] for c in root[1:])
-    plain = parse_chord(ch.NOTE_NAMES[pc % 12] + quality)
+    pc = cs.LETTER_PC[root[0]] + sum(cs.ACCIDENTAL[c] for c in root[1:])
+    plain = parse_chord(cs.NOTE_NAMES[pc % 12] + quality)
     assert (chord.root, chord.pitch_classes, chord.bass) == (plain.root, plain.pitch_classes, plain.bass)
     # And the other way round: the sharp and the flat spelling of a black key agree.
     for other in {"Db": "C#", "Eb": "D#", "Gb": "F#", "Ab": "G#", "Bb": "A#"}.items():
@@ -280,33 +283,33 @@ def test_bar_starts_follow_time_signatures():
 
 def test_every_token_of_a_note_gets_the_chord_at_its_onset_and_the_next_one(tmp_path):
     path = write_lead_sheet(tmp_path / "song.mid", LINE, CHANGES, time_signatures=[(0, 4, 4)])
-    lead = ch.encode_lead_sheet(enc.load_midi(path), CONFIG)
+    lead = ls.encode_lead_sheet(enc.load_midi(path), CONFIG)
     tokens, cond = lead.tokens, lead.cond
-    assert cond.shape == (len(tokens), ch.COND_SIZE) and cond.dtype == np.int16
-    np.testing.assert_array_equal(cond[0], ch.NO_COND)
-    np.testing.assert_array_equal(cond[-1], ch.NO_COND)
+    assert cond.shape == (len(tokens), ls.COND_SIZE) and cond.dtype == np.int16
+    np.testing.assert_array_equal(cond[0], ls.NO_COND)
+    np.testing.assert_array_equal(cond[-1], ls.NO_COND)
     dm7, g7, cmaj7 = parse_chord("Dm7"), parse_chord("G7"), parse_chord("Cmaj7")
     for i, (beat, _, _) in enumerate(LINE):
         rows = cond[1 + 3 * i : 4 + 3 * i]
         assert (rows == rows[0]).all()  # SHIFT, PITCH and DUR of a note: one row
         cur, nxt = [(dm7, g7), (g7, cmaj7), (cmaj7, None), (None, None)][int(beat // 4)]
-        assert rows[0, ch.ROOT] == (cur.root if cur else -1)
-        assert rows[0, ch.MASK] == (cur.pitch_classes if cur else 0)
-        assert rows[0, ch.NEXT_ROOT] == (nxt.root if nxt else -1)
-        assert rows[0, ch.BAR_STEP] == round((beat % 4) * 12) and rows[0, ch.BAR_STEPS] == 48
-        assert rows[0, ch.TO_NEXT] == (round((4 - beat % 4) * 12) if beat < 12 else -1)
+        assert rows[0, ls.ROOT] == (cur.root if cur else -1)
+        assert rows[0, ls.MASK] == (cur.pitch_classes if cur else 0)
+        assert rows[0, ls.NEXT_ROOT] == (nxt.root if nxt else -1)
+        assert rows[0, ls.BAR_STEP] == round((beat % 4) * 12) and rows[0, ls.BAR_STEPS] == 48
+        assert rows[0, ls.TO_NEXT] == (round((4 - beat % 4) * 12) if beat < 12 else -1)
     assert lead.info["notes"] == 32 and lead.info["notes_with_chord"] == 24
     assert lead.info["notes_with_symbol"] == 24 and lead.info["source"] == "text"
-    feats = ch.chord_features(cond, 12)
-    assert feats.shape == (len(tokens), ch.feature_size(12)) and feats.dtype == np.float32
+    feats = ls.chord_features(cond, 12)
+    assert feats.shape == (len(tokens), ls.feature_size(12)) and feats.dtype == np.float32
     assert feats[1, :12].argmax() == 2 and feats[0].sum() == 0
 
 
 def test_bar_numbers_count_empty_bars(tmp_path):
     notes = [(0.5, 1, 60), (3, 1, 62), (4, 1, 64), (13, 1, 65), (13.5, 0.5, 67)]  # bars 0, 0, 1, 3, 3
     path = write_lead_sheet(tmp_path / "song.mid", notes, [], kind="none")
-    lead = ch.encode_lead_sheet(enc.load_midi(path), CONFIG)
-    bars = ch.bar_numbers(lead.tokens, lead.cond, VOCAB)
+    lead = ls.encode_lead_sheet(enc.load_midi(path), CONFIG)
+    bars = ls.bar_numbers(lead.tokens, lead.cond, VOCAB)
     assert bars[0] == -1 and bars[-1] == -1
     assert bars[1:-1:3].tolist() == [0, 0, 1, 3, 3]
     steps, roots, masks = ChordTimeline.from_changes([(0, "C"), (2, "NC")]).arrays(12)
@@ -315,10 +318,10 @@ def test_bar_numbers_count_empty_bars(tmp_path):
 
 def test_files_without_chords_get_no_chord_rows_and_still_bars(tmp_path):
     path = write_lead_sheet(tmp_path / "song.mid", LINE, [], kind="none")
-    lead = ch.encode_lead_sheet(enc.load_midi(path), CONFIG)
-    assert (lead.cond[:, ch.ROOT] == -1).all() and (lead.cond[:, ch.MASK] == 0).all()
+    lead = ls.encode_lead_sheet(enc.load_midi(path), CONFIG)
+    assert (lead.cond[:, ls.ROOT] == -1).all() and (lead.cond[:, ls.MASK] == 0).all()
     assert lead.info["source"] == "none" and lead.info["notes_with_chord"] == 0
-    assert lead.cond[1:-1, ch.BAR_STEPS].min() == 48
+    assert lead.cond[1:-1, ls.BAR_STEPS].min() == 48
 
 
 def test_encode_decode_round_trips_tokens_and_chords(tmp_path):
@@ -326,12 +329,12 @@ def test_encode_decode_round_trips_tokens_and_chords(tmp_path):
     notes = [(2.5 + i * 0.5, 0.5, 62 + i % 7) for i in range(40)]
     changes = [(0, "C-7"), (4, "F7(b9)"), (8, "BbΔ7"), (14, "Eø7/Bb"), (18, "NC"), (20, "A7alt")]
     path = write_lead_sheet(tmp_path / "song.mid", notes, changes, tempo=143.0)
-    first = ch.encode_lead_sheet(enc.load_midi(path), CONFIG)
+    first = ls.encode_lead_sheet(enc.load_midi(path), CONFIG)
     out = tmp_path / "decoded.mid"
     enc.decode_to_midi(first.tokens, CONFIG, tempo=97.0, chords=first.timeline).write(str(out))
-    second = ch.encode_lead_sheet(enc.load_midi(out), CONFIG)
+    second = ls.encode_lead_sheet(enc.load_midi(out), CONFIG)
     np.testing.assert_array_equal(second.tokens, first.tokens)
-    chord_cols = [ch.ROOT, ch.MASK, ch.NEXT_ROOT, ch.NEXT_MASK, ch.TO_NEXT]
+    chord_cols = [ls.ROOT, ls.MASK, ls.NEXT_ROOT, ls.NEXT_MASK, ls.TO_NEXT]
     np.testing.assert_array_equal(second.cond[:, chord_cols], first.cond[:, chord_cols])
     assert second.timeline.texts == first.timeline.texts  # symbols exactly as written
     np.testing.assert_array_equal(second.timeline.beats, first.timeline.beats)
@@ -340,14 +343,14 @@ def test_encode_decode_round_trips_tokens_and_chords(tmp_path):
 
 def test_transposing_conditioning_moves_chords_with_the_notes():
     cond = np.array([[0, parse_chord("Cmaj7").pitch_classes, 7, parse_chord("G7").pitch_classes, 3, 48, 5],
-                     list(ch.NO_COND)], dtype=np.int32)
-    up = ch.transpose_conditioning(cond, 3)
-    assert up[0, ch.ROOT] == 3 and up[0, ch.MASK] == parse_chord("Ebmaj7").pitch_classes
-    assert up[0, ch.NEXT_ROOT] == 10 and up[0, ch.NEXT_MASK] == parse_chord("Bb7").pitch_classes
+                     list(ls.NO_COND)], dtype=np.int32)
+    up = ls.transpose_conditioning(cond, 3)
+    assert up[0, ls.ROOT] == 3 and up[0, ls.MASK] == parse_chord("Ebmaj7").pitch_classes
+    assert up[0, ls.NEXT_ROOT] == 10 and up[0, ls.NEXT_MASK] == parse_chord("Bb7").pitch_classes
     np.testing.assert_array_equal(up[0, 4:], cond[0, 4:])
-    np.testing.assert_array_equal(up[1], ch.NO_COND)
-    down = ch.transpose_conditioning(np.stack([cond, cond]), np.array([-1, 13]))
-    assert down[0, 0, ch.ROOT] == 11 and down[1, 0, ch.ROOT] == 1
+    np.testing.assert_array_equal(up[1], ls.NO_COND)
+    down = ls.transpose_conditioning(np.stack([cond, cond]), np.array([-1, 13]))
+    assert down[0, 0, ls.ROOT] == 11 and down[1, 0, ls.ROOT] == 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -371,7 +374,7 @@ def test_corpus_stores_conditioning_and_reports_chords(tmp_path):
     assert cached.parsed_now == 0
     np.testing.assert_array_equal(cached.cond, corpus.cond)
     assert cached.chord_info == corpus.chord_info
-    assert corpus.cond.shape == (len(corpus.tokens), ch.COND_SIZE)
+    assert corpus.cond.shape == (len(corpus.tokens), ls.COND_SIZE)
     summary = data.corpus_summary(corpus)["chords"]
     jazz, other = summary["labels"]["jazz"], summary["labels"]["not_jazz"]
     assert jazz["notes_with_chord"] == 4 * 24 and jazz["notes_with_symbol"] == 4 * 28
@@ -390,20 +393,20 @@ def test_batches_carry_conditioning_transposed_with_the_notes(tmp_path):
                               progress=False, split_fractions=(1, 0, 0))
     plain = windows.WindowSampler(corpus, "train", 30, 64, seed=1, transpose=0, positive=True).batch(0)
     moved = windows.WindowSampler(corpus, "train", 30, 64, seed=1, transpose=6, positive=True).batch(0)
-    assert moved.cond.shape == (64, 30, ch.COND_SIZE)
+    assert moved.cond.shape == (64, 30, ls.COND_SIZE)
     np.testing.assert_array_equal(plain.file_index, moved.file_index)
     is_pitch = VOCAB.token_type[plain.tokens] == enc.T_PITCH
     shift = (moved.tokens - plain.tokens)[is_pitch.any(1)].max(1)  # one shift per window
     assert (shift != 0).any()
     # Pitch relative to the chord root is what transposition keeps.
-    has = is_pitch & (plain.cond[..., ch.ROOT] >= 0)
-    rel_plain = (VOCAB.token_value[plain.tokens] - plain.cond[..., ch.ROOT]) % 12
-    rel_moved = (VOCAB.token_value[moved.tokens] - moved.cond[..., ch.ROOT]) % 12
+    has = is_pitch & (plain.cond[..., ls.ROOT] >= 0)
+    rel_plain = (VOCAB.token_value[plain.tokens] - plain.cond[..., ls.ROOT]) % 12
+    rel_moved = (VOCAB.token_value[moved.tokens] - moved.cond[..., ls.ROOT]) % 12
     np.testing.assert_array_equal(rel_plain[has], rel_moved[has])
     evals = windows.eval_windows(corpus, corpus.indices(), 30)
-    assert evals.cond.shape == evals.tokens.shape + (ch.COND_SIZE,)
+    assert evals.cond.shape == evals.tokens.shape + (ls.COND_SIZE,)
     pad = ~evals.mask
-    assert (evals.cond[pad] == ch.NO_COND).all()
+    assert (evals.cond[pad] == ls.NO_COND).all()
 
 
 def test_data_inspect_lists_chords_and_unparsed_symbols(tmp_path, monkeypatch):
@@ -457,7 +460,7 @@ def lead_sheet_symbols() -> Counter:
 
 def test_every_chord_symbol_of_the_shared_corpus_parses(lead_sheet_symbols):
     assert sum(lead_sheet_symbols.values()) > 100_000  # the corpus's 144,161 chord events
-    failed = {s: n for s, n in lead_sheet_symbols.items() if not ch.try_parse(s)[1]}
+    failed = {s: n for s, n in lead_sheet_symbols.items() if not cs.try_parse(s)[1]}
     assert failed == {}
     qualities = Counter(parse_chord(s).quality for s in lead_sheet_symbols if parse_chord(s))
     assert set(qualities) <= set(README_QUALITIES) | {"maj"}
@@ -468,9 +471,9 @@ def test_shared_lead_sheets_encode_with_their_chords():
         pytest.skip(f"lead-sheet corpus not found at {LEAD_SHEETS}")
     paths = sorted(LEAD_SHEETS.glob("jazz/*.mid"))[:6] + sorted(LEAD_SHEETS.glob("not_jazz/*.mid"))[::400]
     for path in paths:
-        parsed = data.parse_midi_bytes(path.read_bytes(), CONFIG, 8)
+        parsed = parsing.parse_midi_bytes(path.read_bytes(), CONFIG, 8)
         assert parsed.reason == "" and parsed.info["source"] == "text" and not parsed.info["unparsed"]
         assert parsed.info["notes_with_chord"] == parsed.info["notes_with_symbol"] > 0
         # Bar positions come from the files' time signatures: every note lies inside its bar.
         rows = parsed.cond[1:-1]
-        assert ((rows[:, ch.BAR_STEP] >= 0) & (rows[:, ch.BAR_STEP] < rows[:, ch.BAR_STEPS])).all()
+        assert ((rows[:, ls.BAR_STEP] >= 0) & (rows[:, ls.BAR_STEP] < rows[:, ls.BAR_STEPS])).all()

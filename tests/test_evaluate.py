@@ -12,6 +12,7 @@ from ganmusic import classify, data, evaluate, metrics, realism, runs, train
 from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Vocab
 from ganmusic.models import ClassifierConfig, GeneratorConfig
+from ganmusic.pieces import Piece, read_piece
 
 VOCAB = Vocab(EncodingConfig())
 
@@ -158,13 +159,13 @@ def write_lead_sheet(path, seed, inside=True, bars=16, numerator=4):
 
 def test_read_piece_bars_and_chords(tmp_path):
     path = write_lead_sheet(tmp_path / "waltz.mid", 0, numerator=3, bars=4)
-    piece = evaluate.read_piece(path, EncodingConfig())
+    piece = read_piece(path, EncodingConfig())
     spb = EncodingConfig().steps_per_beat
     assert len(piece.notes) == 24 and piece.bar_starts[:4].tolist() == [0, 3 * spb, 6 * spb, 9 * spb]
     pitches = np.array([n.pitch for n in piece.notes])
     assert metrics.chord_tone_share(pitches, piece.chord_masks) == 1.0
     assert piece.chord_roots[0] == 0 and piece.chord_roots[6] == 5  # C7 then F7 in the second bar
-    assert evaluate.read_piece(write_midi(tmp_path / "plain.mid", swing_line(0)), EncodingConfig()).chord_masks is None
+    assert read_piece(write_midi(tmp_path / "plain.mid", swing_line(0)), EncodingConfig()).chord_masks is None
 
 
 def test_chords_and_realism_on_a_lead_sheet_corpus(tmp_path, monkeypatch):
@@ -207,7 +208,7 @@ def test_real_lead_sheets_subset():
         pytest.skip(f"lead-sheet corpus not found at {LEAD_SHEETS}")
     config = EncodingConfig()
     paths = sorted((LEAD_SHEETS / "jazz").glob("*.mid"))[::19][:20]
-    pieces = [evaluate.read_piece(p, config, group=p.name) for p in paths]
+    pieces = [read_piece(p, config, group=p.name) for p in paths]
     lead = evaluate.lead_sheet_metrics(pieces, config.steps_per_beat, seed=0)
     assert abs(lead["H1"] - 1.94) < 0.15 and abs(lead["H4"] - 2.87) < 0.15 and abs(lead["GS"] - 0.86) < 0.05
     assert lead["chord_coverage"] > 0.9 and 0.4 < lead["chord_tone_share"] < 0.7
@@ -215,7 +216,7 @@ def test_real_lead_sheets_subset():
     shuffled = []
     for piece in pieces:
         pitches = rng.permutation([n.pitch for n in piece.notes])
-        shuffled.append(evaluate.Piece([enc.Note(n.onset, int(p), n.duration) for n, p in zip(piece.notes, pitches)],
+        shuffled.append(Piece([enc.Note(n.onset, int(p), n.duration) for n, p in zip(piece.notes, pitches)],
                                        piece.bar_starts, "shuffled-" + piece.group, piece.chord_masks, piece.chord_roots))
     source = evaluate.Source("real", "", "midi", pieces=pieces)
     fake = evaluate.Source("shuffled", "", "midi", pieces=shuffled)

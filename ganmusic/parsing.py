@@ -1,0 +1,98 @@
+"""One MIDI file parsed into tokens and chord conditioning (`Parsed`), and many files parsed in
+worker processes (`parse_files`). Runs in worker processes: nothing here may import JAX.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import multiprocessing
+import os
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from ganmusic import chords as ch
+from ganmusic import encoding as enc
+from ganmusic import lead_sheets as ls
+from ganmusic.encoding import EncodingConfig
+from ganmusic.ui import maybe_progress
+
+
+def digest_bytes(data: bytes) -> str:
+    return hashlib.blake2b(data, digest_size=16).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    """Content digest of a MIDI file and its chord sidecar (`song.chords.txt`), if any."""
+    data = path.read_bytes()
+    sidecar = ch.sidecar_path(path)
+    if sidecar.is_file():
+        data += b"\0ganmusic-chords\0" + sidecar.read_bytes()
+    return digest_bytes(data)
+
+
+class Parsed(NamedTuple):
+    """One file parsed: tokens, conditioning rows and chord counts, or `None`s and a reason."""
+
+    tokens: np.ndarray | None
+    cond: np.ndarray | None
+    info: dict | None
+    reason: str
+
+
+def parse_midi_bytes(data: bytes, config: EncodingConfig, min_notes: int,
+                     chords_text: str | None = None) -> Parsed:
+    """Tokens and chord conditioning of one file (`chords_text`: its sidecar's text), or a
+    reason why it cannot be used."""
+    if not data:
+        return Parsed(None, None, None, "empty file")
+    try:
+        midi = enc.midi_from_bytes(data)
+    except Exception as exc:  # mido raises many kinds on bad bytes
+        msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        return Parsed(None, None, None, f"not a readable MIDI file ({msg[:120]})")
+    stats = enc.EncodeStats()
+    try:
+        lead = ls.encode_lead_sheet(midi, config, stats, sidecar_text=chords_text)
+    except Exception as exc:  # a broken tempo map and similar
+        return Parsed(None, None, None, f"cannot read notes ({str(exc)[:120]})")
+    if stats.notes_in == 0:
+        return Parsed(None, None, None, "drum-only file (no pitched notes)" if stats.drum_notes else "no notes")
+    n_notes = (len(lead.tokens) - 2) // 3
+    if n_notes < min_notes:
+        return Parsed(None, None, None, f"too few notes ({n_notes} < {min_notes})")
+    return Parsed(lead.tokens, lead.cond, lead.info, "")
+
+
+def _parse_job(job) -> Parsed:
+    path, config_json, min_notes = job
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        sidecar = ch.sidecar_path(path)
+        chords_text = sidecar.read_text(encoding="utf-8", errors="replace") if sidecar.is_file() else None
+    except OSError as exc:
+        return Parsed(None, None, None, f"cannot read file ({exc.strerror})")
+    return parse_midi_bytes(data, EncodingConfig.from_json(config_json), min_notes, chords_text)
+
+
+def parse_files(paths: list[str], config: EncodingConfig, min_notes: int, workers: int | None,
+                progress: bool) -> list[Parsed]:
+    jobs = [(p, config.to_json(), min_notes) for p in paths]
+    workers = workers or min(os.cpu_count() or 1, 8)
+    out = []
+    with maybe_progress(progress and bool(jobs), "parsing MIDI", len(jobs)) as advance:
+        if workers <= 1 or len(jobs) < 32:
+            for job in jobs:
+                out.append(_parse_job(job))
+                advance()
+        else:
+            # spawn, not fork: the caller may already hold JAX's threads.
+            ctx = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+                for result in pool.map(_parse_job, jobs, chunksize=16):
+                    out.append(result)
+                    advance()
+    return out
