@@ -163,6 +163,76 @@ class StyleClassifier(nn.Module):
 # The generator: a token language model (embedding, stacked LSTM/GRU, logits over the vocab).
 # ---------------------------------------------------------------------------------------------
 
+# How `Generator.__call__` runs LSTM layers over whole sequences: "scan" (a `lax.scan` of the
+# flax cell, every backend), "cudnn" (`jax.experimental.rnn.lstm`, NVIDIA GPUs only),
+# "reference" (`jax.experimental.rnn.lstm_ref`, the cuDNN kernel's own pure-JAX reference, on
+# the cuDNN weight layout: the CPU stand-in for "cudnn" in tests), "auto" (cudnn where
+# available, else scan). Step-by-step calls (`step`, sampling) and GRU layers always use the cell.
+LSTM_PATHS = ("auto", "scan", "cudnn", "reference")
+GATES = "ifgo"  # flax's OptimizedLSTMCell and cuDNN both order the gates i, f, g, o
+
+
+@functools.lru_cache(maxsize=1)
+def default_lstm_path() -> str:
+    """"cudnn" where JAX's default backend is an NVIDIA GPU with JAX's cuDNN RNN kernels, else
+    "scan"."""
+    from jax.experimental import rnn
+
+    if jax.default_backend() != "gpu" or getattr(rnn, "gpu_rnn", None) is None:
+        return "scan"
+    version = str(getattr(jax.devices()[0].client, "platform_version", "")).lower()
+    return "scan" if "rocm" in version else "cudnn"
+
+
+def lstm_cudnn_weights(cell_params) -> jax.Array:
+    """The parameters of stacked flax `OptimizedLSTMCell`s (bottom first) as cuDNN's flat weight
+    vector: W_ih [4H, D] and W_hh [4H, H] of every layer, then b_ih and b_hh of every layer, gates
+    i, f, g, o in each. Flax keeps one bias (on the hidden side), so b_hh is zero. Plain
+    concatenation, so gradients flow back to the cell parameters: checkpoints keep flax's layout
+    and this runs once per trace."""
+    weights, biases = [], []
+    for p in cell_params:
+        w_ih = jnp.concatenate([p[f"i{g}"]["kernel"] for g in GATES], axis=-1).T
+        w_hh = jnp.concatenate([p[f"h{g}"]["kernel"] for g in GATES], axis=-1).T
+        b = jnp.concatenate([p[f"h{g}"]["bias"] for g in GATES])
+        weights += [w_ih.ravel(), w_hh.ravel()]
+        biases += [b, jnp.zeros_like(b)]
+    return jnp.concatenate(weights + biases)
+
+
+def lstm_layers_fullseq(cell_params, x, path: str = "cudnn"):
+    """Stacked LSTM layers (flax `OptimizedLSTMCell` parameters, bottom first) over whole
+    sequences `x [B, T, D]` from a zero state -> the top layer's outputs `[B, T, H]`, through
+    cuDNN ("cudnn") or its pure-JAX reference on the same flat weights ("reference").
+    Consecutive layers of one size run as one multi-layer call. Every row runs all T steps
+    (seq_lengths = T): the generator is causal, so trailing padding never reaches earlier
+    outputs, exactly as in the scan."""
+    from jax.experimental import rnn
+
+    if path not in ("cudnn", "reference"):
+        raise ValueError(f"path must be 'cudnn' or 'reference', got {path!r}")
+    cell_params = list(cell_params)
+    batch, length = x.shape[:2]
+    lengths = jnp.full((batch,), length, jnp.int32)
+    start = 0
+    while start < len(cell_params):
+        hidden = cell_params[start]["hi"]["kernel"].shape[-1]
+        stop = start + 1
+        while stop < len(cell_params) and cell_params[stop]["hi"]["kernel"].shape[-1] == hidden:
+            stop += 1
+        n, inputs = stop - start, x.shape[-1]
+        weights = lstm_cudnn_weights(cell_params[start:stop])
+        zeros = jnp.zeros((n, batch, hidden), x.dtype)
+        if path == "cudnn":
+            x = rnn.lstm(x, zeros, zeros, weights, lengths, input_size=inputs, hidden_size=hidden,
+                         num_layers=n, dropout=0.0, bidirectional=False)[0]
+        else:
+            w_ih, w_hh, b_ih, b_hh = rnn.unpack_lstm_weights(weights, inputs, hidden, n, False)
+            x = rnn.lstm_ref(x, zeros, zeros, w_ih, w_hh, b_ih, b_hh, lengths, inputs, hidden, n, 0.0, False)[0]
+        start = stop
+    return x
+
+
 def generator_initial_carry(config: GeneratorConfig, batch_size: int):
     """Zero recurrent state of every layer: `(c, h)` per LSTM layer, `h` per GRU layer."""
     def zeros(h):
@@ -174,12 +244,15 @@ def generator_initial_carry(config: GeneratorConfig, batch_size: int):
 
 
 class Generator(nn.Module):
-    """Token LM. `__call__(tokens) -> logits [B, T, V]` (teacher forcing, one `lax.scan` per
-    layer) and `step(carry, token) -> (carry, logits [B, V])` share one parameter tree, so
-    stepping through a sequence reproduces `__call__`. Tokens are int ids or soft one-hots
-    (`[..., V]` floats, embedded as `soft @ table` at full precision, for Gumbel-softmax)."""
+    """Token LM. `__call__(tokens) -> logits [B, T, V]` (teacher forcing: LSTM layers through
+    cuDNN on NVIDIA GPUs, else one `lax.scan` per layer; see `LSTM_PATHS`) and
+    `step(carry, token) -> (carry, logits [B, V])` share one parameter tree (flax's cell
+    layout, whatever the path), so stepping through a sequence reproduces `__call__`. Tokens are
+    int ids or soft one-hots (`[..., V]` floats, embedded as `soft @ table` at full precision,
+    for Gumbel-softmax)."""
 
     config: GeneratorConfig
+    lstm_path: str = "auto"
 
     def setup(self):
         cfg = self.config
@@ -207,10 +280,28 @@ class Generator(nn.Module):
         raise ValueError(f"tokens must be int {shape} or float {shape[:-1]}, {cfg.vocab_size}], "
                          f"got {tokens.dtype} {tokens.shape}")
 
+    def full_sequence_path(self) -> str:
+        """The path `__call__` takes here: "scan", "cudnn" or "reference"."""
+        if self.lstm_path not in LSTM_PATHS:
+            raise ValueError(f"lstm_path must be one of {LSTM_PATHS}, got {self.lstm_path!r}")
+        if self.config.cell != "lstm" or self.is_initializing():  # init: the cells make their params
+            return "scan"
+        return default_lstm_path() if self.lstm_path == "auto" else self.lstm_path
+
     def __call__(self, tokens, *, train: bool = False):
         x = self._embed(tokens, time_axis=True)
-        for rnn in self.rnns:
-            x = self.drop(rnn(x), deterministic=not train)
+        path = self.full_sequence_path()
+        if path == "scan":
+            for rnn in self.rnns:
+                x = self.drop(rnn(x), deterministic=not train)
+        else:
+            # With dropout between layers each layer is its own call, dropping out as the scan
+            # does; otherwise one call runs the stack.
+            dropping = train and self.config.dropout > 0
+            groups = [[cell] for cell in self.cells] if dropping else [self.cells]
+            for group in groups:
+                x = lstm_layers_fullseq([cell.variables["params"] for cell in group], x, path)
+                x = self.drop(x, deterministic=not train)
         return self.head(x).astype(jnp.float32)
 
     def step(self, carry, token):

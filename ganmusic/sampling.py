@@ -4,7 +4,8 @@
 calls the same per-step function, jitted, from a Python loop (the benchmark's reference). At
 each step the logits go: grammar mask -> repetition penalty -> temperature -> top-k -> top-p ->
 a categorical draw, or, with probability `argmax_mix` per sequence and step, the argmax of the
-masked, penalized logits.
+masked, penalized logits. The mask and the penalty are one row of a table, indexed by the grammar
+state and added to the logits (`GrammarTables`); without top-p nothing is sorted.
 
 Step t draws its randomness from `jax.random.fold_in(rng, t)` (`step_noise`), and the draw is
 `jax.random.categorical`'s own rule, argmax(logits + Gumbel noise), so both samplers return the
@@ -24,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ganmusic.configs import SamplingConfig
-from ganmusic.encoding import BOS, EOS, PAD, EncodingConfig, Grammar, Vocab
+from ganmusic.encoding import BOS, EOS, PAD, TYPE_NAMES, EncodingConfig, Grammar, Vocab
 from ganmusic.models import Generator, GeneratorConfig, generator_initial_carry
 
 # A penalty this large already makes a token impossible next to legal rivals, but stays finite
@@ -37,6 +38,56 @@ NOISE_CHUNK = 1 << 24
 @functools.lru_cache(maxsize=16)
 def _grammar(encoding_config: EncodingConfig) -> Grammar:
     return Grammar(Vocab(encoding_config))
+
+
+class GrammarTables:
+    """The grammar as lookup tables, so a sampling step reads its mask instead of computing it.
+
+    `Grammar.mask` depends on the previous token only through its type (with `SHIFT 0`, the
+    chord opener, apart) and on the last pitch, so the state `(prev, pitch)` folds into one index
+    `s = kind(prev) * slots + slot(pitch)`: `legal[s]` is the mask, `next_state[s, token]` the
+    state after `token`, `last[s]` the token id of the state's last pitch (-1: none). Built by
+    calling `Grammar.mask` on every state, so the two cannot disagree."""
+
+    def __init__(self, grammar: Grammar):
+        vocab = grammar.vocab
+        self.pitch_min = pitch_min = vocab.config.pitch_min
+        self.slots = len(vocab.pitches) + 1  # slot 0: no pitch yet
+        kind = grammar.token_type.astype(np.int32).copy()
+        kind[grammar.zero_shift] = len(TYPE_NAMES)  # SHIFT 0 is a kind of its own
+        kinds = len(TYPE_NAMES) + 1
+        self.kind = kind
+        # One token of each kind stands for it (every kind has one in any vocabulary).
+        example = np.array([int(np.flatnonzero(kind == k)[0]) for k in range(kinds)], np.int32)
+        pitch_of_slot = np.concatenate([[-1], vocab.pitches]).astype(np.int32)
+        states = np.arange(kinds * self.slots)
+        prev, pitch = example[states // self.slots], pitch_of_slot[states % self.slots]
+        self.legal = grammar.mask((prev, pitch))  # [S, V]
+        self.last = np.where(pitch >= 0, vocab.pitch_start + pitch - pitch_min, -1).astype(np.int32)
+        token_slot = np.where(grammar.pitch_of_token >= 0, grammar.pitch_of_token - pitch_min + 1, 0)
+        slot = np.where(token_slot[None, :] > 0, token_slot[None, :], (states % self.slots)[:, None])
+        self.next_state = (kind[None, :] * self.slots + slot).astype(np.int32)  # [S, V]
+
+    def index(self, prev, pitch):
+        """`(prev, pitch)` grammar state(s) -> table index(es), numpy."""
+        pitch = np.asarray(pitch)
+        slot = np.where(pitch >= 0, pitch - self.pitch_min + 1, 0)
+        return (self.kind[np.asarray(prev)] * self.slots + slot).astype(np.int32)
+
+    def bias(self, knobs: "Knobs"):
+        """Per state, what a step adds to the logits: -inf for illegal tokens (EOS too, unless
+        allowed), -log(repetition_penalty) for the last pitch, 0 elsewhere. `logits + bias` equals
+        masking with `where` and then subtracting the penalty, bit for bit."""
+        ids = jnp.arange(self.legal.shape[1])
+        legal = jnp.asarray(self.legal) & ((ids != EOS) | knobs.allow_eos)
+        bias = jnp.where(legal, 0.0, -jnp.inf)
+        repeat = (ids[None, :] == jnp.asarray(self.last)[:, None]) & legal
+        return jnp.where(repeat, -knobs.penalty, bias).astype(jnp.float32)
+
+
+@functools.lru_cache(maxsize=16)
+def _tables(encoding_config: EncodingConfig) -> GrammarTables:
+    return GrammarTables(_grammar(encoding_config))
 
 
 def step_noise(rng, t, num: int, vocab_size: int):
@@ -65,21 +116,14 @@ class Knobs(NamedTuple):
                    jnp.asarray(sampling.allow_eos))
 
 
-def choose_tokens(logits, gstate, noise, grammar: Grammar, knobs: Knobs, top_k: int = 0):
-    """One sampling decision: logits [B, V], grammar state and `step_noise` -> ids [B] int32."""
-    vocab = grammar.vocab
-    ids = jnp.arange(vocab.size)[None, :]
-    allowed = grammar.mask(gstate, xp=jnp) & ((ids != EOS) | knobs.allow_eos)
-    logits = jnp.where(allowed, logits.astype(jnp.float32), -jnp.inf)
-
-    # Repetition penalty on the most recent pitch. Finite, so it never makes a token illegal.
-    pitch = gstate[1]
-    last = jnp.where(pitch >= 0, vocab.pitch_start + pitch - vocab.config.pitch_min, -1)
-    logits = jnp.where((ids == last[:, None]) & allowed, logits - knobs.penalty, logits)
+def choose_tokens(logits, bias, noise, knobs: Knobs, top_k: int = 0):
+    """One sampling decision: logits [B, V], this step's `GrammarTables.bias` rows [B, V] and
+    `step_noise` -> ids [B] int32."""
+    logits = logits.astype(jnp.float32) + bias  # grammar mask and repetition penalty
     greedy = jnp.argmax(logits, axis=-1)
 
     scaled = logits / knobs.temperature
-    if 0 < top_k < vocab.size:
+    if 0 < top_k < logits.shape[-1]:
         kth = jax.lax.top_k(scaled, top_k)[0][..., -1:]
         scaled = jnp.where(scaled >= kth, scaled, -jnp.inf)
 
@@ -91,6 +135,7 @@ def choose_tokens(logits, gstate, noise, grammar: Grammar, knobs: Knobs, top_k: 
         cutoff = jnp.take_along_axis(ordered, kept - 1, axis=-1)
         return jnp.where(scaled >= cutoff, scaled, -jnp.inf)
 
+    # Only with top_p < 1 does a step sort; otherwise the draw is the Gumbel-max alone.
     scaled = jax.lax.cond(knobs.top_p < 1.0, nucleus, lambda x: x, scaled)
 
     gumbel, uniform = noise
@@ -98,13 +143,14 @@ def choose_tokens(logits, gstate, noise, grammar: Grammar, knobs: Knobs, top_k: 
     return jnp.where(uniform < knobs.argmax_mix, greedy, sampled).astype(jnp.int32)
 
 
-def _step(params, gen_config, encoding_config, top_k, knobs, state, noise):
-    """Feed the current token, choose the next: the loop body of both samplers."""
+def _step(params, gen_config, encoding_config, top_k, knobs, bias, state, noise):
+    """Feed the current token, choose the next: the loop body of both samplers. `state` is
+    (network carry, grammar table index, token); `bias` is `GrammarTables.bias(knobs)`."""
     carry, gstate, token = state
     carry, logits = Generator(gen_config).apply({"params": params}, carry, token, method="step")
-    grammar = _grammar(encoding_config)
-    token = choose_tokens(logits, gstate, noise, grammar, knobs, top_k)
-    return (carry, grammar.step(gstate, token, xp=jnp), token), token
+    token = choose_tokens(logits, bias[gstate], noise, knobs, top_k)
+    gstate = jnp.asarray(_tables(encoding_config).next_state)[gstate, token]
+    return (carry, gstate, token), token
 
 
 @functools.partial(jax.jit, static_argnames=("gen_config",))
@@ -122,7 +168,8 @@ def _warm(params, gen_config, primer):
 @functools.partial(jax.jit, static_argnames=("gen_config", "encoding_config", "top_k", "length"))
 def _sample_scan(params, gen_config, encoding_config, top_k, knobs, state, rng, length):
     num, vocab_size = state[2].shape[0], gen_config.vocab_size
-    body = functools.partial(_step, params, gen_config, encoding_config, top_k, knobs)
+    bias = _tables(encoding_config).bias(knobs)
+    body = functools.partial(_step, params, gen_config, encoding_config, top_k, knobs, bias)
     noise = jax.vmap(functools.partial(step_noise, rng, num=num, vocab_size=vocab_size))
 
     def run(state, steps):  # a chunk of steps: their noise at once, then the recurrence
@@ -141,11 +188,13 @@ def _sample_scan(params, gen_config, encoding_config, top_k, knobs, state, rng, 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3))
 def _step_jit(params, gen_config, encoding_config, top_k, knobs, state, rng, t):
     noise = step_noise(rng, t, state[2].shape[0], gen_config.vocab_size)
-    return _step(params, gen_config, encoding_config, top_k, knobs, state, noise)
+    bias = _tables(encoding_config).bias(knobs)
+    return _step(params, gen_config, encoding_config, top_k, knobs, bias, state, noise)
 
 
 def _start(params, gen_config, encoding_config, num, primer):
-    """Primer [num, P] (default BOS) and the loop state after it: (carry, grammar, token)."""
+    """Primer [num, P] (default BOS) and the loop state after it: (carry, grammar table index,
+    token)."""
     grammar = _grammar(encoding_config)
     if primer is None:
         primer = np.array([BOS], np.int32)
@@ -161,8 +210,7 @@ def _start(params, gen_config, encoding_config, num, primer):
         carry = _warm(params, gen_config, jnp.asarray(primer))
     else:
         carry = generator_initial_carry(gen_config, num)
-    prev, pitch = grammar.state_after(primer[0, 1:])
-    gstate = (jnp.full((num,), prev, jnp.int32), jnp.full((num,), pitch, jnp.int32))
+    gstate = jnp.full((num,), _tables(encoding_config).index(*grammar.state_after(primer[0, 1:])), jnp.int32)
     return primer, (carry, gstate, jnp.asarray(primer[:, -1]))
 
 

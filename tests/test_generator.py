@@ -6,8 +6,10 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from ganmusic import mle
 from ganmusic.encoding import EncodingConfig, Vocab
-from ganmusic.models import Generator, GeneratorConfig, generator_initial_carry
+from ganmusic.models import (Generator, GeneratorConfig, default_lstm_path, generator_initial_carry,
+                             lstm_cudnn_weights)
 
 V = Vocab(EncodingConfig()).size  # 152
 B, T = 3, 11
@@ -146,3 +148,76 @@ def test_config_round_trip_and_validation():
                 dict(vocab_size=0), dict(dropout=1.0), dict(dropout=-0.1), dict(layers=32)):
         with pytest.raises(ValueError):
             GeneratorConfig(**{"vocab_size": V, **bad})
+
+
+# The cuDNN path of `__call__` (`jax.experimental.rnn.lstm`, NVIDIA GPUs only) is stood in for on
+# the CPU by `lstm_ref`, the kernel's own pure-JAX reference, fed the very same flat cuDNN weight
+# vector that `lstm_cudnn_weights` builds from the flax cells. Three layers of sizes 32, 32, 16:
+# the first two run as one multi-layer call, the third as another.
+PATH_LAYERS = (32, 32, 16)
+
+
+def loss_and_grads(lstm_path, params, seq, mask, dropout=0.0, key=None):
+    cfg = GeneratorConfig(vocab_size=V, layers=PATH_LAYERS, embed_dim=24, dropout=dropout)
+    module = Generator(cfg, lstm_path=lstm_path)
+
+    def loss(params):
+        logits = module.apply({"params": params}, seq, train=key is not None,
+                              rngs={"dropout": key} if key is not None else None)
+        return mle.token_nll(logits, seq, mask)[0]
+
+    return jax.jit(jax.value_and_grad(loss))(params)
+
+
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_cudnn_layout_path_computes_the_scans_loss_and_gradients(dropout):
+    cfg = GeneratorConfig(vocab_size=V, layers=PATH_LAYERS, embed_dim=24)
+    params = random_params(Generator(cfg), seed=4)
+    seq = jnp.asarray(np.random.default_rng(5).integers(1, V, size=(4, 19)), jnp.int32)
+    mask = jnp.asarray(np.arange(19)[None, :] < np.array([[19], [12], [7], [19]]))  # padded rows
+    key = jax.random.key(3) if dropout else None
+    scan_loss, scan_grads = loss_and_grads("scan", params, seq, mask, dropout, key)
+    ref_loss, ref_grads = loss_and_grads("reference", params, seq, mask, dropout, key)
+    np.testing.assert_allclose(ref_loss, scan_loss, rtol=1e-6)
+    assert jax.tree.structure(ref_grads) == jax.tree.structure(params)
+    for (path, g_ref), g_scan in zip(jax.tree_util.tree_leaves_with_path(ref_grads), jax.tree.leaves(scan_grads)):
+        scale = float(jnp.abs(g_scan).max())
+        assert scale > 0 or "embedding" in jax.tree_util.keystr(path)  # every cell weight gets a gradient
+        np.testing.assert_allclose(g_ref, g_scan, rtol=0, atol=1e-5 * max(scale, 1e-6),
+                                   err_msg=jax.tree_util.keystr(path))
+    if dropout:  # the same dropout masks on both paths, and they do change the loss
+        assert abs(float(scan_loss) - float(loss_and_grads("scan", params, seq, mask)[0])) > 1e-4
+
+
+def test_cudnn_weight_vector_layout():
+    """`lstm_cudnn_weights` against `rnn.unpack_lstm_weights`: W_ih = [W_ii; W_if; W_ig; W_io]
+    from the flax input kernels (transposed), W_hh likewise, b_ih the flax bias, b_hh zero."""
+    from jax.experimental import rnn
+
+    cfg = GeneratorConfig(vocab_size=V, layers=(32, 32), embed_dim=24)
+    params = random_params(Generator(cfg), seed=6)
+    cells = [params["cells_0"], params["cells_1"]]
+    flat = lstm_cudnn_weights(cells)
+    assert flat.shape == (rnn.get_num_params_in_lstm(24, 32, 2, False),)
+    w_ih, w_hh, b_ih, b_hh = rnn.unpack_lstm_weights(flat, 24, 32, 2, False)
+    for layer, p in enumerate(cells):
+        for k, gate in enumerate("ifgo"):
+            rows = slice(32 * k, 32 * (k + 1))
+            np.testing.assert_array_equal(w_ih[layer][rows], p[f"i{gate}"]["kernel"].T)
+            np.testing.assert_array_equal(w_hh[layer][rows], p[f"h{gate}"]["kernel"].T)
+            np.testing.assert_array_equal(b_ih[layer][rows], p[f"h{gate}"]["bias"])
+        assert float(jnp.abs(b_hh[layer]).max()) == 0.0
+
+
+def test_lstm_path_choice():
+    assert default_lstm_path() == ("cudnn" if jax.default_backend() == "gpu" else "scan")
+    cfg = GeneratorConfig(vocab_size=V, layers=(8,), embed_dim=4)
+    params = random_params(Generator(cfg))
+    seq = tokens()
+    with pytest.raises(ValueError, match="lstm_path"):
+        Generator(cfg, lstm_path="fast").apply({"params": params}, seq)
+    # GRU layers have no cuDNN kernel in JAX: every path runs the scan, with the same result.
+    gru = GeneratorConfig(vocab_size=V, layers=(8,), embed_dim=4, cell="gru")
+    gru_params = random_params(Generator(gru))
+    np.testing.assert_array_equal(Generator(gru, lstm_path="reference").apply({"params": gru_params}, seq),
+                                  Generator(gru, lstm_path="scan").apply({"params": gru_params}, seq))

@@ -7,12 +7,13 @@ from ganmusic.encoding import (BOS, EOS, PAD, T_BOS, T_DUR, T_PITCH, EncodingCon
                                notes_to_tokens, tokens_to_notes)
 from ganmusic.models import Generator, GeneratorConfig, generator_initial_carry
 from ganmusic import sampling
-from ganmusic.sampling import (Knobs, SamplingConfig, _sample_scan, choose_tokens, sample, sample_python_loop,
-                               step_noise)
+from ganmusic.sampling import (GrammarTables, Knobs, SamplingConfig, _sample_scan, choose_tokens, sample,
+                               sample_python_loop, step_noise)
 
 ENC = EncodingConfig()
 VOCAB = Vocab(ENC)
 GRAMMAR = Grammar(VOCAB)
+TABLES = GrammarTables(GRAMMAR)
 CFG = GeneratorConfig(vocab_size=VOCAB.size, layers=(32,), embed_dim=16)  # stacks: test_generator
 NUM = 8
 GREEDY = SamplingConfig(argmax_mix=1.0)
@@ -196,7 +197,9 @@ def test_draw_is_jax_random_categorical():
     @jax.jit
     def both(key):
         noise = step_noise(key, 5, NUM, VOCAB.size)
-        ours = choose_tokens(logits, state, noise, GRAMMAR, Knobs.of(SamplingConfig()))
+        knobs = Knobs.of(SamplingConfig())
+        bias = TABLES.bias(knobs)[TABLES.index(*GRAMMAR.initial_state((NUM,)))]
+        ours = choose_tokens(logits, bias, noise, knobs)
         step_key = jax.random.split(jax.random.fold_in(key, 5))[0]
         return ours, jax.random.categorical(step_key, jnp.where(legal, logits, -jnp.inf))
 
@@ -218,3 +221,31 @@ def test_noise_in_chunks_and_raw_keys(params, monkeypatch):
     np.testing.assert_array_equal(chunked, sample_python_loop(params, CFG, ENC, rng, NUM, 8, MIXED))
     assert all(GRAMMAR.is_grammatical(s) for s in chunked)
     np.testing.assert_array_equal(sample(params, CFG, ENC, rng, 3, 0), np.full((3, 1), BOS))
+
+
+def test_grammar_tables_follow_the_grammar():
+    """Along random grammatical walks (chords included), the table state gives `Grammar.mask`,
+    the last pitch and the next state exactly."""
+    rng = np.random.default_rng(0)
+    knobs = Knobs.of(SamplingConfig(repetition_penalty=2.0, allow_eos=True))
+    bias = np.asarray(TABLES.bias(knobs))
+    ids = np.arange(VOCAB.size)
+    for walk in range(20):
+        state = GRAMMAR.initial_state()
+        s = int(TABLES.index(*state))
+        for _ in range(60):
+            legal = GRAMMAR.mask(state)
+            np.testing.assert_array_equal(TABLES.legal[s], legal)
+            pitch = int(state[1])
+            last = VOCAB.pitch_start + pitch - ENC.pitch_min if pitch >= 0 else -1
+            expected = np.where(legal, np.where(ids == last, -np.log(2.0), 0.0), -np.inf)
+            np.testing.assert_allclose(bias[s], expected, rtol=1e-6)
+            choices = np.flatnonzero(legal & (ids != EOS))
+            # Favour SHIFT 0 and low pitches now and then, so chords and the bottom pitch occur.
+            if walk % 2 and GRAMMAR.zero_shift in choices and rng.random() < 0.5:
+                token = GRAMMAR.zero_shift
+            else:
+                token = int(choices[0] if walk % 4 == 3 else rng.choice(choices))
+            state = GRAMMAR.step(state, token)
+            s = int(TABLES.next_state[s, token])
+            assert s == TABLES.index(*state)
