@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from conftest import make_tiny_corpus, run_cli
-from ganmusic import data, runs, sampling, train, windows
+from ganmusic import data, mle, models, runs, sampling, train, windows
 from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Vocab
-from ganmusic.models import GeneratorConfig
+from ganmusic.models import Generator, GeneratorConfig
 
 
 def tiny_config(corpus_path, **kw):
@@ -72,6 +72,42 @@ def test_resume_after_a_crash_matches_an_uninterrupted_run(corpus, finished_run,
     rows = runs.MetricsLog.read(run_dir / "metrics.jsonl")
     full_rows = runs.MetricsLog.read(full_dir / "metrics.jsonl")
     assert [r["step"] for r in rows] == [4, 8, 12]
+    np.testing.assert_allclose([r["val_nll"] for r in rows], [r["val_nll"] for r in full_rows], rtol=1e-5)
+
+
+def test_a_checkpoint_written_on_one_lstm_path_restores_on_the_other(corpus, finished_run, tmp_path, monkeypatch):
+    """The scan and the cuDNN path share flax's parameter layout, so checkpoints move between
+    them. On the CPU `lstm_ref` (the cuDNN kernel's pure-JAX reference on its flat weights) stands
+    in for cuDNN, by making it the automatic choice."""
+    full_dir, summary = finished_run  # written on the scan, the CPU's automatic path
+    config, best = runs.restore_params(full_dir, "best")
+    val = windows.eval_windows(corpus, corpus.indices("val", positive=True), config.window)
+    eval_ref = mle.make_eval_nll(Generator(config.generator, lstm_path="reference"))
+    nll = mle.validation_nll(eval_ref, best, val, config.batch_size)
+    assert nll == pytest.approx(summary["best_val_nll"], rel=1e-5)
+
+    # Trained on the cuDNN layout up to a crash at step 10 (checkpoint of step 8), resumed on the scan.
+    chosen = []
+    monkeypatch.setattr(models, "default_lstm_path", lambda: chosen.append("reference") or "reference")
+    real_batch = windows.WindowSampler.batch
+
+    def crash_at_step_10(self, k):
+        if k == 10:
+            raise RuntimeError("simulated crash")
+        return real_batch(self, k)
+
+    monkeypatch.setattr(windows.WindowSampler, "batch", crash_at_step_10)
+    run_dir = tmp_path / "across"
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train.train_run(tiny_config(corpus.root), run_dir, progress=False, corpus=corpus)
+    assert chosen  # the run really took the reference path
+    monkeypatch.undo()
+    assert models.default_lstm_path() == "scan"
+    train.train_run(tiny_config(corpus.root), run_dir, resume=True, progress=False, corpus=corpus)
+    # The same run as the one on the scan throughout, up to float32 rounding.
+    assert_trees_close(params_of(run_dir), params_of(full_dir), rtol=1e-4, atol=1e-5)
+    rows = runs.MetricsLog.read(run_dir / "metrics.jsonl")
+    full_rows = runs.MetricsLog.read(full_dir / "metrics.jsonl")
     np.testing.assert_allclose([r["val_nll"] for r in rows], [r["val_nll"] for r in full_rows], rtol=1e-5)
 
 
