@@ -147,7 +147,8 @@ def train_classifier(
     batch_size: int = typer.Option(default(TrainConfig, "batch_size")),
     lr: float = typer.Option(default(TrainConfig, "lr"), help="Peak learning rate (warm-up, then cosine decay)."),
     encoder: str = typer.Option(default(ClassifierConfig, "encoder"),
-                                help="conv (dilated 1-D convolutions) or gru (bidirectional)."),
+                                help="conv (dilated 1-D convolutions) or gru (bidirectional; a scan on every "
+                                     "backend: JAX has no cuDNN GRU kernel)."),
     hidden: int = typer.Option(default(ClassifierConfig, "hidden"), help="Width of the encoder."),
     layers: int = typer.Option(default(ClassifierConfig, "layers"), help="Encoder blocks."),
     dropout: float = typer.Option(default(ClassifierConfig, "dropout")),

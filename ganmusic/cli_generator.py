@@ -55,7 +55,10 @@ def train_gan(
     positive: str = run_option("positive", help="The label whose style the generator learns."),
     layers: str = typer.Option(",".join(map(str, default(GeneratorConfig, "layers"))),
                                help="Recurrent layer sizes, bottom first (one number for one layer)."),
-    cell: str = typer.Option(default(GeneratorConfig, "cell"), help="lstm or gru."),
+    cell: str = typer.Option(default(GeneratorConfig, "cell"),
+                             help="lstm or gru. On an NVIDIA GPU, LSTM layers train through cuDNN "
+                                  "(jax.experimental.rnn); GRU layers always run as a scan (JAX has no "
+                                  "cuDNN GRU kernel)."),
     embed_dim: int = typer.Option(default(GeneratorConfig, "embed_dim")),
     dropout: float = typer.Option(default(GeneratorConfig, "dropout")),
     window: int = run_option("window", help="Training window in tokens (3 per note)."),
@@ -164,6 +167,7 @@ def sample(
     primer_in_output: bool = typer.Option(True, "--primer-in-output/--no-primer-in-output"),
     tempo: float = typer.Option(120.0, help="Tempo of the written MIDI (BPM)."),
     wav: bool = typer.Option(False, "--wav", help="Also render audio with pretty_midi's built-in synthesizer."),
+    png: bool = typer.Option(True, "--png/--no-png", help="Write a piano-roll PNG per song."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default RUN/samples/CHECKPOINT-sSEED)."),
     seed: int = typer.Option(0, help="Sampling seed."),
 ):
@@ -174,7 +178,7 @@ def sample(
                                      repetition_penalty=repetition_penalty)
     summary = songs.generate_songs(run, out, checkpoint=checkpoint, num=num, length=length, bars=bars,
                                    sampling_config=sampling_config, primer=primer, primer_in_output=primer_in_output,
-                                   tempo=tempo, wav=wav, seed=seed)
+                                   tempo=tempo, png=png, wav=wav, seed=seed)
     table = Table(title=f"{num} samples from {run} ({checkpoint})")
     for col in ("file", "notes", "seconds", "pitch range", "longest run of one pitch"):
         table.add_column(col, justify="left" if col == "file" else "right")
@@ -182,7 +186,8 @@ def sample(
         span = f"{r['pitch_low']}-{r['pitch_high']}" if r["notes"] else "-"
         table.add_row(Path(r["file"]).name, str(r["notes"]), f"{r['seconds']:.1f}", span, str(r["longest_pitch_run"]))
     print_result(table)
-    console.print(f"wrote {summary['out_dir']}/ (MIDI, piano-roll PNGs{', WAV' if wav else ''}, summary.json)")
+    console.print(f"wrote {summary['out_dir']}/ (MIDI{', piano-roll PNGs' if png else ''}{', WAV' if wav else ''}, "
+                  "summary.json)")
 
 
 @user_errors

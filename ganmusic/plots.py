@@ -80,26 +80,59 @@ def window_timeline(window_probs, window_tokens: int, path: str | Path, title: s
     return save(fig, path)
 
 
-def piano_roll(notes, steps_per_beat: int, path: str | Path, title: str, primer_notes: int = 0) -> Path:
-    """Notes as bars over beats; the primer (if any) in grey, bar lines every 4 beats."""
-    from matplotlib.patches import Rectangle
+# Piano rolls are written straight from an array of palette indices (no figure, no text
+# rendering, a 5-colour PNG): milliseconds a song instead of most of a second, so `sample --num
+# 256` spends its time generating. Time runs left to right, high pitches on top; the title goes
+# into the PNG's metadata ("Title").
+ROLL_PITCH_PX = 6  # rows per pitch
+ROLL_MAX_WIDTH = 2400  # pixels; a step gets 1 to 4 columns
+ROLL_PALETTE = np.array([(255, 255, 255), (241, 243, 246), (200, 200, 200),  # background, black keys, bar lines
+                         (31, 119, 180), (153, 153, 153)], np.uint8)  # notes (tab:blue), primer notes (grey)
+BACKGROUND, BLACK_KEY, BAR, NOTE, PRIMER = range(len(ROLL_PALETTE))
+BLACK_KEYS = np.array([1, 3, 6, 8, 10])  # pitch classes of the black keys
 
-    fig, ax = plt.subplots(figsize=(14, 4))
-    if notes:
-        for k, n in enumerate(notes):
-            color = "0.6" if k < primer_notes else "tab:blue"
-            ax.add_patch(Rectangle((n.onset / steps_per_beat, n.pitch - 0.4), n.duration / steps_per_beat, 0.8,
-                                   color=color, lw=0))
-        end = max(n.onset + n.duration for n in notes) / steps_per_beat
-        low, high = min(n.pitch for n in notes), max(n.pitch for n in notes)
-        ax.set_xlim(0, max(end, 1))
-        ax.set_ylim(low - 2, high + 2)
-        for bar in np.arange(0, end + 4, 4):
-            ax.axvline(bar, color="0.85", lw=0.8, zorder=0)
-    ax.set_xlabel("beat")
-    ax.set_ylabel("MIDI pitch")
-    ax.set_title(title)
-    return save(fig, path)
+
+def piano_roll_indices(notes, steps_per_beat: int, primer_notes: int = 0) -> np.ndarray:
+    """Notes as bars over time, as `ROLL_PALETTE` indices uint8 `[H, W]`: black-key rows faintly
+    shaded, a line every 4 beats (a 4/4 bar), the primer (if any) in grey, a one-pixel gap after
+    each note and between pitches so repeated and neighbouring notes stay apart."""
+    if not notes:
+        return np.full((4 * ROLL_PITCH_PX, 4 * steps_per_beat), BACKGROUND, np.uint8)
+    onsets = np.array([n.onset for n in notes])
+    ends = onsets + np.array([n.duration for n in notes])
+    pitches = np.array([n.pitch for n in notes])
+    low, high = int(pitches.min()) - 2, int(pitches.max()) + 2
+    bar = 4 * steps_per_beat
+    steps = -(-int(ends.max()) // bar) * bar  # whole bars
+    px = int(np.clip(ROLL_MAX_WIDTH // steps, 1, 4))
+    rows = np.where(np.isin(np.arange(high, low - 1, -1) % 12, BLACK_KEYS), BLACK_KEY, BACKGROUND)
+    image = np.repeat(rows.astype(np.uint8), ROLL_PITCH_PX)[:, None].repeat(steps * px, axis=1)
+    image[:, :: bar * px] = BAR
+    for k, (onset, end, pitch) in enumerate(zip(onsets.tolist(), ends.tolist(), pitches.tolist())):
+        row = (high - pitch) * ROLL_PITCH_PX
+        image[row : row + ROLL_PITCH_PX - 1, onset * px : max(end * px - 1, onset * px + 1)] = (
+            PRIMER if k < primer_notes else NOTE)
+    return image
+
+
+def piano_roll_image(notes, steps_per_beat: int, primer_notes: int = 0) -> np.ndarray:
+    """`piano_roll_indices` in colour: uint8 RGB `[H, W, 3]`."""
+    return ROLL_PALETTE[piano_roll_indices(notes, steps_per_beat, primer_notes)]
+
+
+def piano_roll(notes, steps_per_beat: int, path: str | Path, title: str, primer_notes: int = 0) -> Path:
+    """The piano roll of `notes` as a palette PNG (the title in its metadata)."""
+    from PIL import Image  # Pillow: matplotlib's own dependency
+    from PIL.PngImagePlugin import PngInfo
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(piano_roll_indices(notes, steps_per_beat, primer_notes), mode="P")
+    image.putpalette(ROLL_PALETTE.ravel().tolist())
+    info = PngInfo()
+    info.add_text("Title", title)
+    image.save(path, pnginfo=info)
+    return path
 
 
 def feature_histograms(rows_by_source: dict[str, list[dict]], scalar_features: list[str],

@@ -82,10 +82,10 @@ def song_notes(row, vocab: Vocab, primer_notes: int, bars: int | None, keep_prim
 def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, checkpoint: str = "best",
                    num: int = 8, length: int = 768, bars: int | None = None, sampling_config=None,
                    primer: str | Path | None = None, primer_in_output: bool = True, tempo: float = 120.0,
-                   wav: bool = False, seed: int = 0) -> dict:
+                   png: bool = True, wav: bool = False, seed: int = 0) -> dict:
     """Sample `num` songs from a run and write them to `out_dir` (default
-    `RUN/samples/CHECKPOINT-sSEED/`): MIDI, piano-roll PNGs, WAV if asked, and `summary.json`
-    (settings and per-song metrics), which is also returned, with `out_dir`."""
+    `RUN/samples/CHECKPOINT-sSEED/`): MIDI, piano-roll PNGs (unless `png` is False), WAV if asked,
+    and `summary.json` (settings and per-song metrics), which is also returned, with `out_dir`."""
     import jax
 
     from ganmusic import metrics, sampling
@@ -117,7 +117,7 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
     rows = []
     for k, row in enumerate(np.asarray(tokens)):
         notes = song_notes(row, vocab, primer_notes, bars, keep_primer=primer_in_output or primer is None)
-        path = write_song(notes, config.encoding, out_dir / f"sample-{k:03d}.mid", tempo, png=True, wav=wav,
+        path = write_song(notes, config.encoding, out_dir / f"sample-{k:03d}.mid", tempo, png=png, wav=wav,
                           title=f"{run_dir.name} sample-{k:03d}", primer_notes=shown_primer)
         rows.append({"file": str(path), **metrics.summary(notes, config.encoding.steps_per_beat, tempo)})
     summary = {"run": str(run_dir), "checkpoint": str(checkpoint), "seed": seed, "sampling": asdict(sampling_config),

@@ -155,6 +155,14 @@ def test_sample_cli_writes_songs_and_a_summary(finished_run, tmp_path):
     assert (tmp_path / "again" / "sample-001.mid").read_bytes() == (out / "sample-001.mid").read_bytes()
 
 
+def test_sample_cli_no_png(finished_run, tmp_path):
+    run_dir, _ = finished_run
+    out = tmp_path / "songs"
+    result = run_cli("sample", run_dir, "--num", 2, "--length", 30, "--no-png", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["sample-000.mid", "sample-001.mid", "summary.json"]
+
+
 def test_sample_cli_errors_are_one_line(finished_run, tmp_path):
     run_dir, _ = finished_run
     for args, message in [((tmp_path / "nope",), "not a run folder"),
