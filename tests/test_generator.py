@@ -221,3 +221,17 @@ def test_lstm_path_choice():
     gru_params = random_params(Generator(gru))
     np.testing.assert_array_equal(Generator(gru, lstm_path="reference").apply({"params": gru_params}, seq),
                                   Generator(gru, lstm_path="scan").apply({"params": gru_params}, seq))
+
+
+@pytest.mark.skipif(default_lstm_path() != "cudnn", reason="needs an NVIDIA GPU (the cuDNN LSTM kernel)")
+def test_cudnn_path_computes_the_scans_loss_and_gradients_on_a_gpu():
+    cfg = GeneratorConfig(vocab_size=V, layers=PATH_LAYERS, embed_dim=24)
+    params = random_params(Generator(cfg), seed=4)
+    seq = jnp.asarray(np.random.default_rng(5).integers(1, V, size=(4, 19)), jnp.int32)
+    mask = jnp.ones(seq.shape, bool)
+    with jax.default_matmul_precision("highest"):  # no TF32 on either side (cuDNN reads this too)
+        scan_loss, scan_grads = loss_and_grads("scan", params, seq, mask)
+        gpu_loss, gpu_grads = loss_and_grads("cudnn", params, seq, mask)
+    np.testing.assert_allclose(gpu_loss, scan_loss, rtol=1e-5)
+    for g_gpu, g_scan in zip(jax.tree.leaves(gpu_grads), jax.tree.leaves(scan_grads)):
+        np.testing.assert_allclose(g_gpu, g_scan, rtol=0, atol=1e-4 * max(float(jnp.abs(g_scan).max()), 1e-6))

@@ -11,8 +11,7 @@ def test_piano_roll_draws_each_note_where_it_sounds(tmp_path):
     notes = [Note(0, 60, 4), Note(4, 62, 2), Note(6, 62, 2), Note(20, 67, 12)]  # C D D G
     image = plots.piano_roll_indices(notes, spb, primer_notes=1)
     low, high = 58, 69  # two pitches of margin
-    px = plots.ROLL_MAX_WIDTH // 32  # two 4/4 bars of 16 steps, capped at 4 columns a step
-    px = min(px, 4)
+    px = 4  # two 4/4 bars of 16 steps: 4 columns a step
     assert image.shape == ((high - low + 1) * ROLL_PITCH_PX, 32 * px)
 
     def cells(pitch):  # the colour of each step on this pitch's row (its first pixel row)
@@ -32,6 +31,15 @@ def test_piano_roll_draws_each_note_where_it_sounds(tmp_path):
     with Image.open(path) as png:
         assert png.info["Title"] == "a title"
         np.testing.assert_array_equal(np.asarray(png.convert("RGB")), ROLL_PALETTE[image])
+
+
+def test_long_songs_fit_the_width():
+    notes = [Note(16 * k, 60 + k % 5, 8) for k in range(1000)]  # 1000 bars at 4 steps per beat
+    image = plots.piano_roll_indices(notes, 4)
+    assert image.shape[1] == plots.ROLL_MAX_WIDTH
+    row = image[(66 - 60) * ROLL_PITCH_PX]  # pitch 60: high is 64 + 2
+    assert (row == NOTE).sum() >= 200  # every one of its 200 notes keeps at least one column
+    assert BAR not in image  # 1000 bar lines would not stay apart
 
 
 def test_empty_piano_roll_is_a_blank_picture(tmp_path):
