@@ -126,12 +126,19 @@ def data_weimar(
     tempo: float = typer.Option(120.0, min=10.0, help="CSV solos only: the tempo that defines their beats."),
 ):
     """Turn the Weimar Jazz Database into labelled MIDI (one file per solo, performer as group).
-    Add not-jazz files as OUT/not_jazz/*.mid rows in manifest.csv, or merge with another corpus."""
+    Add not-jazz files as OUT/not_jazz/*.mid rows in manifest.csv, or merge with another corpus.
+    An unreadable solo is skipped with its reason and the rest imported; exit code 1 if any was
+    skipped, 2 if the source is unusable (or no solo is)."""
     from ganmusic import importers
 
-    rows = importers.import_weimar(source, out, label=label, tempo=tempo)
+    result = importers.import_weimar(source, out, label=label, tempo=tempo)
+    rows = result.rows
+    for solo, reason in result.skipped:
+        console.print(f"[yellow]skipped:[/] {solo}: {reason}", highlight=False, soft_wrap=True)
     console.print(f"wrote {len(rows)} solos by {len({r['group'] for r in rows})} performers to {out}/{label}/ "
-                  f"and {out}/manifest.csv")
+                  f"and {out}/manifest.csv" + (f"; skipped {len(result.skipped)}" if result.skipped else ""))
+    if result.skipped:
+        raise typer.Exit(1)
 
 
 @app.command("train-classifier")

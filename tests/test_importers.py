@@ -63,11 +63,58 @@ def test_solo_csv_folder_and_bad_sources(tmp_path):
     assert corpus.groups == ["JohnColtrane"]
     assert {n.onset % 6 for n in enc.tokens_to_notes(corpus.sequence(0), corpus.vocab)} == {0}  # eighths at 120
     (tmp_path / "bad.db").write_bytes(b"this is not sqlite")
-    (folder / "broken.csv").write_text("a,b\n1,2\n")
+    only_broken = tmp_path / "only-broken"
+    only_broken.mkdir()
+    (only_broken / "broken.csv").write_text("a,b\n1,2\n")
+    (tmp_path / "empty-folder").mkdir()
     make_db(tmp_path / "nobeats.db", with_beats=False)
     sqlite3.connect(tmp_path / "other.db").execute("CREATE TABLE x (y INTEGER)").connection.commit()
-    for source, message in ((tmp_path / "bad.db", "not a readable SQLite"), (folder, "needs the columns"),
+    for source, message in ((tmp_path / "bad.db", "not a readable SQLite"), (only_broken, "needs the columns"),
+                            (tmp_path / "empty-folder", "no solo CSV files"),
                             (tmp_path / "other.db", "no table 'solo_info'"), (tmp_path / "missing", "no such")):
         result = run_cli("data", "weimar", source, tmp_path / "o2")
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
     assert run_cli("data", "weimar", tmp_path / "nobeats.db", tmp_path / "o3").returncode == 0  # average tempo then
+
+
+def test_damaged_solo_csvs_are_skipped_with_their_reasons_and_the_rest_imported(tmp_path):
+    folder = tmp_path / "csv"
+    folder.mkdir()
+    good = ["ArtPepper_Anthropology", "CliffordBrown_Joyspring", "LesterYoung_DBBlues"]
+    for k, stem in enumerate(good):
+        (folder / f"{stem}_FINAL.csv").write_text(
+            "onset,pitch,duration\n" + "".join(f"{0.25 * i},{60 + k + i % 7},0.2\n" for i in range(16)))
+    (folder / "BadOne_Cut_FINAL.csv").write_text("onset,pitch,duration\n0.0,60,0.2\n0.25,sixty-two,0.2\n")
+    (folder / "BadTwo_Binary_FINAL.csv").write_bytes(b"\xff\xfe\x00garbage\x81\n")
+    result = run_cli("data", "weimar", folder, tmp_path / "out")
+    assert result.returncode == 1  # some solos skipped
+    assert "Traceback" not in result.stderr
+    skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped:")]
+    assert len(skipped) == 2, result.stderr
+    assert "BadOne_Cut_FINAL.csv" in skipped[0] and "line 3" in skipped[0] and "not all numbers" in skipped[0]
+    assert "BadTwo_Binary_FINAL.csv" in skipped[1] and "not a UTF-8 text file" in skipped[1]
+    assert "wrote 3 solos by 3 performers" in result.stderr
+    with open(tmp_path / "out" / "manifest.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["group"] for r in rows) == ["ArtPepper", "CliffordBrown", "LesterYoung"]
+    corpus = data.load_corpus(tmp_path / "out", cache_dir=tmp_path / "cache", progress=False, require_positive=True)
+    assert len(corpus) == 3 and not corpus.skipped
+
+
+def test_damaged_solo_in_the_database_is_skipped(tmp_path):
+    make_db(tmp_path / "wjazzd.db")
+    db = sqlite3.connect(tmp_path / "wjazzd.db")
+    db.execute("INSERT INTO solo_info VALUES (3, 'Dexter Gordon', 'Cheese Cake', 180.0)")
+    db.execute("INSERT INTO melody VALUES (100, 3, 1.0, NULL, 0.1)")  # a pitch lost
+    db.execute("INSERT INTO solo_info VALUES (4, 'Hank Mobley', 'Soul Station', 130.0)")
+    db.execute("INSERT INTO melody VALUES (101, 4, 1.0, 300, 0.1)")  # no such MIDI pitch
+    db.commit()
+    db.close()
+    result = run_cli("data", "weimar", tmp_path / "wjazzd.db", tmp_path / "corpus")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    skipped = [line for line in result.stderr.splitlines() if line.startswith("skipped:")]
+    assert len(skipped) == 2, result.stderr
+    assert "melid 3 (Dexter Gordon - Cheese Cake)" in skipped[0] and "missing" in skipped[0]
+    assert "melid 4 (Hank Mobley - Soul Station)" in skipped[1] and "0-127" in skipped[1]
+    with open(tmp_path / "corpus" / "manifest.csv") as f:
+        assert [r["group"] for r in csv.DictReader(f)] == ["Charlie Parker", "Sonny Rollins"]
