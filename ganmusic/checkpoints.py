@@ -2,6 +2,11 @@
 
 Orbax writes each step to a temporary folder and renames it when complete, so a crash never
 leaves a half-written checkpoint that a later restore could pick up.
+
+The saved trees are host NumPy arrays (the whole state, which every process holds), so a manager
+belongs to one process: under `jax.distributed`, process 0 alone saves, and orbax's cross-process
+barriers are limited to the process that uses the manager (`active_processes`), so no process
+waits for a save that others never call.
 """
 
 from __future__ import annotations
@@ -26,10 +31,15 @@ class Manager:
     """A thin context manager around `ocp.CheckpointManager` for one pytree per step."""
 
     def __init__(self, directory: str | Path, max_to_keep: int | None = 3, read_only: bool = False):
-        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=not read_only,
-                                               read_only=read_only, enable_async_checkpointing=False,
-                                               cleanup_tmp_directories=not read_only)
+        this_process = jax.process_index()
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep, create=False, read_only=read_only, enable_async_checkpointing=False,
+            cleanup_tmp_directories=not read_only,
+            multiprocessing_options=ocp.options.MultiprocessingOptions(primary_host=this_process,
+                                                                       active_processes={this_process}))
         self.directory = Path(directory).resolve()
+        if not read_only:  # orbax does not create it for a one-process manager
+            self.directory.mkdir(parents=True, exist_ok=True)
         self._manager = ocp.CheckpointManager(self.directory, options=options,
                                               item_handlers=ocp.StandardCheckpointHandler())
 
@@ -64,8 +74,9 @@ class Manager:
 
     def restore(self, step: int, template):
         """Restore `step` with the structure, shapes and dtypes of `template` (arrays or
-        `jax.ShapeDtypeStruct`s); a mismatch raises `CheckpointError`."""
-        abstract = jax.tree.map(ocp.tree.to_shape_dtype_struct, template)
+        `jax.ShapeDtypeStruct`s), onto this process's first device; a mismatch raises
+        `CheckpointError`."""
+        abstract = on_local_device(template)
         self._check_fits(step, abstract)
         return self._read(step, args=ocp.args.StandardRestore(abstract))
 
@@ -73,7 +84,11 @@ class Manager:
         """One top-level entry of a saved dict, checked against `template` (no need to know
         the rest of the state's structure)."""
         self._check_fits(step, template, prefix=key)
-        return jax.tree.map(jax.numpy.asarray, self._read(step)[key])
+        try:
+            stored = self._manager.item_metadata(int(step))
+        except Exception as exc:
+            raise CheckpointError(f"checkpoint step {step} in {self.directory} has no readable metadata ({type(exc).__name__})") from None
+        return self._read(step, args=ocp.args.StandardRestore(on_local_device(stored)))[key]
 
     def _read(self, step: int, args=None):
         try:
@@ -97,6 +112,14 @@ class Manager:
             diff = sorted(set(have.items()) ^ set(want.items()))[0][0]
             detail = (f"{diff}: stored {have.get(diff, 'missing')}, model needs {want.get(diff, 'nothing')}")
             raise CheckpointError(f"checkpoint step {step} in {self.directory} does not fit this model ({detail})")
+
+
+def on_local_device(tree):
+    """Shape-and-dtype leaves placed on this process's first device. Without a placement orbax
+    would reuse the one saved in the checkpoint, which names devices of the process that wrote
+    it (under `jax.distributed`, another process's devices)."""
+    sharding = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
 
 
 def leaf_name(path) -> str:

@@ -13,6 +13,9 @@ from ganmusic.errors import GanmusicError
 from ganmusic.ui import console
 
 EXIT_USER_ERROR = 2
+# Set once this process joined a jax.distributed run: a failing process then exits at once, so the
+# others stop within JAX's heartbeat timeout instead of waiting for it at a barrier or collective.
+_distributed = False
 
 
 class UserError(GanmusicError):
@@ -21,7 +24,24 @@ class UserError(GanmusicError):
 
 def fail(message: str, code: int = EXIT_USER_ERROR):
     console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    if _distributed:
+        exit_now(code)
     raise typer.Exit(code)
+
+
+def joined_distributed() -> None:
+    """From now on this process is one of a jax.distributed run (see `fail`)."""
+    global _distributed
+    _distributed = True
+
+
+def exit_now(code: int):
+    """Leave without JAX's orderly shutdown, which waits for every other process to shut down."""
+    import os
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def user_errors(func):
@@ -34,6 +54,13 @@ def user_errors(func):
             return func(*args, **kwargs)
         except GanmusicError as exc:
             fail(str(exc), code=exc.exit_code)
+        except Exception:
+            if _distributed:
+                import traceback
+
+                traceback.print_exc()
+                exit_now(1)
+            raise
 
     return wrapper
 

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from ganmusic.cli_common import MELODY, SPB, UserError, print_result, user_errors
+from ganmusic.cli_common import MELODY, SPB, UserError, joined_distributed, print_result, user_errors
 from ganmusic.configs import AdvConfig, EncodingConfig, GeneratorConfig, RunConfig, SamplingConfig, default
 from ganmusic.ui import console
 
@@ -105,7 +105,13 @@ def train_gan(
 
     if coordinator or num_processes or process_id is not None:
         # Same program on every host; JAX also reads its own environment variables.
-        jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes, process_id=process_id)
+        try:
+            jax.distributed.initialize(coordinator_address=coordinator, num_processes=num_processes,
+                                       process_id=process_id)
+        except (RuntimeError, ValueError) as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise UserError(f"--coordinator {coordinator}: cannot start jax.distributed ({first})") from None
+        joined_distributed()
 
     convert = {"data": str, "generator.layers": parse_layers, "adv.classifier": lambda p: str(p) if p else None,
                "init_from": lambda p: str(p) if p else None}
@@ -133,6 +139,10 @@ def train_gan(
         run_dir = root / (name or config.default_name())
     console.print(f"{'resuming' if resume else 'training'} {run_dir}")
     summary = train.train_run(config, run_dir, resume=resume)
+    if not summary["writer"]:
+        console.print(f"process {jax.process_index()} of {jax.process_count()} finished at step {summary['step']}; "
+                      f"process 0 wrote {run_dir}/")
+        return
     last = summary["last"] or {}
     table = Table(title=f"{run_dir} at step {summary['step']}")
     table.add_column("metric")

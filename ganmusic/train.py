@@ -7,6 +7,7 @@ loss and its step are `mle.py`'s; the adversarial step is `gan.py`'s.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import signal
@@ -48,7 +49,9 @@ class StopFlag:
 class Parallel:
     """Data parallelism: the state replicated on local devices, each batch split on a leading
     device axis, one `pmap`ped step (with one device it is the same code path). Under
-    `jax.distributed`, each process takes its slice of the global batch first."""
+    `jax.distributed`, each process takes its slice of the global batch first and the `pmap`
+    spans every process's devices, so `lax.pmean` averages over all of them: the same global
+    batch gives the same update on one process or several."""
 
     axis = "devices"
 
@@ -58,6 +61,9 @@ class Parallel:
             raise RunError(f"{n_devices} devices asked for: only {len(local)} local device(s)")
         self.devices = local[: n_devices or len(local)]
         self.n = len(self.devices)
+        # Each process's first n devices, process by process: device k of process p holds
+        # rows [(p * n + k) * B / (n * P), ...) of the global batch.
+        self.all_devices = [d for p in range(jax.process_count()) for d in jax.local_devices(process_index=p)[: self.n]]
 
     def check_batch(self, batch_size: int) -> None:
         parts = self.n * jax.process_count()
@@ -72,7 +78,9 @@ class Parallel:
         return jax.device_put(stacked, sharding)
 
     def unreplicate(self, tree):
-        return jax.tree.map(lambda x: np.asarray(x[0]), tree)
+        """The first device's copy, read from its shard (indexing `x[0]` would compile a slice
+        for every leaf shape)."""
+        return jax.tree.map(lambda x: np.asarray(x.addressable_shards[0].data)[0], tree)
 
     def shard(self, batch: dict) -> dict:
         def split(x):
@@ -84,7 +92,7 @@ class Parallel:
         return {k: split(v) for k, v in batch.items()}
 
     def pmap(self, step_fn):
-        return jax.pmap(step_fn, axis_name=self.axis, devices=self.devices, donate_argnums=0)
+        return jax.pmap(step_fn, axis_name=self.axis, devices=self.all_devices, donate_argnums=0)
 
 
 @dataclass
@@ -135,6 +143,18 @@ class Batches:
         return batch
 
 
+def sync_processes(name: str, timeout_s: int = 1800) -> None:
+    """Under `jax.distributed`, wait until every process gets here; a no-op in one process.
+
+    A barrier of the coordination service, not a collective: the CPU (gloo) collectives give a
+    peer only 30 s to join the first collective, and hosts can drift further apart than that
+    before it (parsing the corpus, compiling)."""
+    if jax.process_count() > 1:
+        import orbax.checkpoint as ocp
+
+        ocp.multihost.get_barrier_sync_fn()(key=name, timeout_ms=timeout_s * 1000)
+
+
 def write_samples(config: RunConfig, gen_params, directory: Path, length: int, num: int = 4) -> None:
     """A few samples during training, so users can listen to it."""
     from ganmusic import sampling, songs
@@ -168,9 +188,13 @@ def train_run(config: RunConfig | None, run_dir: str | Path, resume: bool = Fals
             raise RunError(f"init_from {config.init_from}: its generator or encoding differs from this run's")
     mle_state = init_state(model, optimizer, config.seed, init_params)
 
-    writer = jax.process_index() == 0  # under jax.distributed, one process writes logs
-    run_dir.mkdir(parents=True, exist_ok=True)
+    # Under jax.distributed, process 0 alone writes the run folder (config, logs, checkpoints,
+    # samples, plots); the others only read it, to resume. Every process has checked the folder
+    # before process 0 writes into it.
+    writer = jax.process_index() == 0
+    sync_processes("ganmusic: run folder checked")
     if writer:
+        run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
     batches = Batches(corpus, config, disc.window if disc else None)
     val = windows.eval_windows(corpus, corpus.indices("val", positive=True), config.window)
@@ -191,18 +215,25 @@ def train_run(config: RunConfig | None, run_dir: str | Path, resume: bool = Fals
     def phase_of(step: int) -> str:
         return "mle" if step <= config.mle_steps else "adv"
 
-    with checkpoints.Manager(run_dir / "checkpoints", max_to_keep=config.keep) as manager, \
-            checkpoints.Manager(run_dir / "best", max_to_keep=1) as best_manager, StopFlag() as stop:
+    with contextlib.ExitStack() as stack:
+        stop = stack.enter_context(StopFlag())
+        manager = best_manager = log = None
+        if writer:
+            manager = stack.enter_context(checkpoints.Manager(run_dir / "checkpoints", max_to_keep=config.keep))
+            best_manager = stack.enter_context(checkpoints.Manager(run_dir / "best", max_to_keep=1))
         start, state = 0, mle_state
         if resume:
-            start = manager.latest_step()
+            reader = manager or stack.enter_context(checkpoints.Manager(run_dir / "checkpoints", read_only=True))
+            start = reader.latest_step()
             if start is None:
                 raise RunError(f"{run_dir}: no complete checkpoint to resume from")
             # The state saved at `start` is that of the phase the step belongs to.
-            state = manager.restore(start, mle_state if phase_of(start) == "mle" else adv_state(mle_state.gen))
-            manager.discard_after(start)
-            best_manager.discard_after(start)
-        log = MetricsLog(run_dir / "metrics.jsonl", start if resume else None)
+            state = reader.restore(start, mle_state if phase_of(start) == "mle" else adv_state(mle_state.gen))
+            if writer:
+                manager.discard_after(start)
+                best_manager.discard_after(start)
+        if writer:
+            log = MetricsLog(run_dir / "metrics.jsonl", start if resume else None)
         best_nll = min([r["val_nll"] for r in MetricsLog.read(run_dir / "metrics.jsonl")
                         if "val_nll" in r and r.get("phase") == phase_of(start + 1)], default=math.inf)
         replicated = parallel.replicate(state)
@@ -240,7 +271,8 @@ def train_run(config: RunConfig | None, run_dir: str | Path, resume: bool = Fals
                     sums, count, tokens_seen, t0 = {}, 0, 0, time.perf_counter()
                     if val_nll < best_nll:
                         best_nll = val_nll
-                        best_manager.save(step, params)
+                        if writer:
+                            best_manager.save(step, params)
                     advance(status=f"{phase} loss {row['mle_loss']:.3f} val NLL {val_nll:.3f} "
                                    f"(unigram {baseline:.3f}) {row['tokens_per_second']:.0f} tok/s")
                 else:
@@ -249,19 +281,20 @@ def train_run(config: RunConfig | None, run_dir: str | Path, resume: bool = Fals
                         and (step - config.mle_steps) % config.adv.sample_every == 0):
                     gen_params = parallel.unreplicate(replicated).gen
                     write_samples(config, gen_params, run_dir / "samples" / f"{step:06d}", 4 * disc.window)
-                if step % config.checkpoint_every == 0 or step in (config.mle_steps, config.total_steps) or stop.raised:
+                if writer and (step % config.checkpoint_every == 0 or step in (config.mle_steps, config.total_steps)
+                               or stop.raised):
                     manager.save(step, parallel.unreplicate(replicated))
                 if stop.raised:
                     summary["stopped_early"] = True
                     break
         state = parallel.unreplicate(replicated)
-    rows = MetricsLog.read(run_dir / "metrics.jsonl")
+    rows = MetricsLog.read(run_dir / "metrics.jsonl") if writer else []
     if writer:
         panels = {"NLL per token": ["mle_loss", "val_nll", "unigram_nll"]}
         if config.adv.steps:
             panels["adversarial"] = ["d_loss", "g_adv_loss", "d_generated", "sample_repeat_rate"]
         plots.training_curves(rows, run_dir / "training.png", title=f"run {run_dir.name}", panels=panels)
     last_step = config.mle_steps + int(state.step) if isinstance(state, AdvState) else int(state.step)
-    summary.update({"run": str(run_dir), "step": last_step, "best_val_nll": best_nll,
+    summary.update({"run": str(run_dir), "writer": writer, "step": last_step, "best_val_nll": best_nll,
                     "unigram_nll": baseline, "last": rows[-1] if rows else None})
     return summary

@@ -25,7 +25,7 @@ def setup(tmp_path_factory):
     corpus = data.load_corpus(root, cache_dir=tmp / "cache", progress=False)
     gen = GeneratorConfig(vocab_size=VOCAB.size, layers=(16,), embed_dim=8)
     config = runs.RunConfig(data=str(root), generator=gen, window=24, batch_size=4, mle_steps=6, lr=5e-3,
-                             eval_every=3, checkpoint_every=3, seed=0)
+                            eval_every=3, checkpoint_every=3, seed=0, devices=1)  # one device on any machine
     train.train_run(config, tmp / "runs" / "tiny", progress=False, corpus=corpus)
     clf = tmp / "classifiers" / "judge"
     classify.train_classifier(corpus, clf, ClassifierConfig.for_vocab(corpus.vocab, embed_dim=8, hidden=8, layers=2),

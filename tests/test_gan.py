@@ -36,9 +36,10 @@ def setup(tmp_path_factory):
 
 
 def gan_config(corpus_root, clf, **adv):
+    """One device, whatever the machine has (the 8-device test below asks for its own)."""
     gen = GeneratorConfig(vocab_size=Vocab(EncodingConfig()).size, layers=(16,), embed_dim=8)
     return runs.RunConfig(data=str(corpus_root), generator=gen, window=24, batch_size=8, mle_steps=4, lr=5e-3,
-                           eval_every=2, checkpoint_every=2, seed=1,
+                          eval_every=2, checkpoint_every=2, seed=1, devices=1,
                            adv=AdvConfig(**{**dict(steps=4, classifier=str(clf), sample_every=2), **adv}))
 
 
@@ -70,6 +71,7 @@ def test_adversarial_phase_needs_a_classifier():
 MULTI_DEVICE = textwrap.dedent('''
     import os, sys, json
     os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=8"
+    os.environ["JAX_PLATFORMS"] = "cpu"  # 8 forced host devices are CPU devices, whatever else the machine has
     import jax, numpy as np
     sys.path.insert(0, sys.argv[1])
     from test_gan import gan_config
@@ -79,7 +81,7 @@ MULTI_DEVICE = textwrap.dedent('''
     from ganmusic.models import Generator
 
     corpus_root, clf, out = sys.argv[2], sys.argv[3], sys.argv[4]
-    assert jax.local_device_count() == 8
+    assert jax.local_device_count() == 8 and jax.default_backend() == "cpu"
     corpus = data.load_corpus(corpus_root, cache_dir=out + "/cache", progress=False, split_fractions=(4, 1, 1))
     config = gan_config(corpus_root, clf)
     disc = train.load_discriminator(config)
@@ -109,7 +111,8 @@ MULTI_DEVICE = textwrap.dedent('''
         mle_results.append(parallel.unreplicate(new_state).gen)
     diffs["mle"] = max(float(np.max(np.abs(a - b))) for a, b in zip(*map(jax.tree.leaves, mle_results)))
     import dataclasses
-    short = dataclasses.replace(config, mle_steps=2, adv=dataclasses.replace(config.adv, steps=2, sample_every=0))
+    short = dataclasses.replace(config, mle_steps=2, devices=8,
+                                adv=dataclasses.replace(config.adv, steps=2, sample_every=0))
     summary = train.train_run(short, out + "/run8", progress=False, corpus=corpus)
     print(json.dumps({"diffs": diffs, "moved": moved, "final_step": summary["step"]}))
 ''')
@@ -117,7 +120,7 @@ MULTI_DEVICE = textwrap.dedent('''
 
 def test_pmap_on_8_devices_equals_one_device_and_trains(setup, tmp_path):
     _, corpus, clf = setup
-    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+    env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8", "JAX_PLATFORMS": "cpu"}
     result = subprocess.run([sys.executable, "-c", MULTI_DEVICE, str(Path(__file__).parent), str(corpus.root),
                              str(clf), str(tmp_path)], capture_output=True, text=True, env=env, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -131,7 +134,7 @@ def test_kill_9_then_resume_continues_without_gaps(setup, tmp_path):
     tmp, corpus, clf = setup
     args = ["train-gan", str(corpus.root), "--name", "killed", "--root", str(tmp_path), "--layers", "16",
             "--embed-dim", "8", "--window", "24", "--batch-size", "8", "--mle-steps", "12", "--adv-steps", "12",
-            "--classifier", str(clf), "--eval-every", "3", "--checkpoint-every", "3", "--seed", "2"]
+            "--classifier", str(clf), "--eval-every", "3", "--checkpoint-every", "3", "--seed", "2", "--devices", "1"]
     env = {**os.environ, "GANMUSIC_CACHE": str(tmp / "cache")}
     proc = subprocess.Popen([sys.executable, "-m", "ganmusic", *args], stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, env=env, cwd=REPO)

@@ -14,7 +14,7 @@ from ganmusic.models import Generator, GeneratorConfig
 def tiny_config(corpus_path, **kw):
     gen = GeneratorConfig(vocab_size=Vocab(EncodingConfig()).size, layers=(16,), embed_dim=8)
     base = dict(data=str(corpus_path), generator=gen, window=24, batch_size=4, mle_steps=12, lr=5e-3,
-                eval_every=4, checkpoint_every=4, keep=5, seed=3)
+                eval_every=4, checkpoint_every=4, keep=5, seed=3, devices=1)  # one device on any machine
     return runs.RunConfig(**{**base, **kw})
 
 
