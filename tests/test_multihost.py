@@ -95,12 +95,13 @@ def test_two_processes_train_like_one_process_on_8_devices(tmp_path):
                 np.testing.assert_allclose(b[key], a[key], rtol=2e-5, atol=1e-6, err_msg=f"step {a['step']} {key}")
     assert rows_one[3]["d_loss"] != rows_one[2]["d_loss"]  # the adversarial steps moved
     # Adam divides each gradient element by its own RMS, so an element whose gradient is near zero
-    # turns a float32 rounding difference (another reduction order across processes) into a visible
-    # one: compare the weights to 2.5% of one Adam step (lr 2e-3), far below what a wrong average
-    # would give (a whole step).
+    # (a sum that nearly cancels) turns a float32 rounding difference (another reduction order
+    # across processes) into a visible one. So: almost every weight equal to float32 tolerance, and
+    # none off by half an Adam step (lr 2e-3), which a wrong average would give to most of them.
     for which in ("last", "2", "best"):
-        for x, y in zip(*(jax_leaves(train.restore_params(d, which)[1]) for d in (one, two))):
-            np.testing.assert_allclose(y, x, rtol=0, atol=5e-5)
+        diff = np.concatenate([np.abs(x - y).ravel() for x, y in zip(
+            *(jax_leaves(train.restore_params(d, which)[1]) for d in (one, two)))])
+        assert (diff > 1e-6).mean() < 0.01 and diff.max() < 1e-3, (which, (diff > 1e-6).mean(), diff.max())
     config = json.loads((two / "config.json").read_text())
     assert config == {**json.loads((one / "config.json").read_text()), "adv": {**config["adv"], "sample_every": 2}}
 
