@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from conftest import make_tiny_corpus
-from ganmusic import classify, data, train
+from ganmusic import classify, data, runs
 from ganmusic.models import ClassifierConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -86,7 +86,7 @@ def test_two_processes_train_like_one_process_on_8_devices(tmp_path):
     one, two = tmp_path / "one" / "runs" / "run", tmp_path / "p0" / "runs" / "run"
     assert {p.name for p in two.iterdir()} == {p.name for p in one.iterdir()} | {"samples"}
     assert sorted(p.name for p in (two / "samples").iterdir()) == ["000004"]
-    rows_one, rows_two = (train.MetricsLog.read(d / "metrics.jsonl") for d in (one, two))
+    rows_one, rows_two = (runs.MetricsLog.read(d / "metrics.jsonl") for d in (one, two))
     assert [r["step"] for r in rows_two] == [r["step"] for r in rows_one] == [1, 2, 3, 4]
     assert [r["phase"] for r in rows_two] == ["mle"] * 2 + ["adv"] * 2
     for a, b in zip(rows_one, rows_two):
@@ -97,7 +97,7 @@ def test_two_processes_train_like_one_process_on_8_devices(tmp_path):
     # The weights at the end of the MLE phase agree too. (The adversarial phase's final weights are
     # compared through its losses only: measured, 23% of the generator's weights differed by up to
     # 3.6e-4 after 2 adversarial steps while every logged loss agreed to 4e-6; not yet explained.)
-    for x, y in zip(*(jax_leaves(train.restore_params(d, "2")[1]) for d in (one, two))):
+    for x, y in zip(*(jax_leaves(runs.restore_params(d, "2")[1]) for d in (one, two))):
         np.testing.assert_allclose(y, x, rtol=0, atol=1e-5)
     config = json.loads((two / "config.json").read_text())
     assert config == {**json.loads((one / "config.json").read_text()), "adv": {**config["adv"], "sample_every": 2}}
