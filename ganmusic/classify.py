@@ -30,11 +30,12 @@ from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Vocab
 from ganmusic.models import ClassifierConfig, StyleClassifier
 from ganmusic.ui import maybe_progress
-from ganmusic.configs import TrainConfig, check
-from ganmusic.errors import GanmusicError
+from ganmusic.configs import TrainConfig, check, finite
+from ganmusic.errors import GanmusicError, TrainingDiverged
 
 FORMAT = "ganmusic-classifier/1"
 SCORE_BATCH = 512  # windows per jitted call when scoring; batches are padded to this size
+MAX_SCORE_WINDOW = 1024  # the largest window train-classifier trains (TrainConfig.window)
 
 
 class ClassifierError(GanmusicError):
@@ -55,9 +56,12 @@ def default_name(model_config: ClassifierConfig, train_config: TrainConfig) -> s
 
 
 def latest_classifier(root: str | Path = "classifiers") -> Path:
-    """The most recently trained classifier folder under `root`."""
+    """The most recently trained classifier folder under `root`: hidden folders (a training
+    run's `.NAME.partial`) and folders without their checkpoint are not results."""
     root = Path(root)
-    found = sorted(root.glob("*/config.json"), key=lambda p: p.stat().st_mtime) if root.is_dir() else []
+    found = sorted((p for p in root.glob("*/config.json")
+                    if not p.parent.name.startswith(".") and (p.parent / "checkpoint").is_dir()),
+                   key=lambda p: p.stat().st_mtime) if root.is_dir() else []
     if not found:
         raise ClassifierError(f"no trained classifier in {root}/")
     return found[-1].parent
@@ -185,13 +189,27 @@ def train_classifier(corpus: data.Corpus, out_dir: str | Path, model_config: Cla
     """Train on the corpus' train split, keep the best validation step, evaluate on the test
     split beside the baseline, and write the classifier folder. Returns the metrics.
 
-    Everything is written to a hidden temporary folder that is renamed to `out_dir` at the end,
-    so an interrupted run never leaves a half-written classifier behind."""
+    Everything is written to a hidden temporary folder (`.NAME.partial`) that is renamed to
+    `out_dir` at the end, so an interrupted run never leaves a half-written classifier behind;
+    a failed one removes it, and the next run of the same name replaces a killed one's."""
     final_dir = Path(out_dir)
     out_dir = final_dir.parent / f".{final_dir.name}.partial"
     if out_dir.exists():
         shutil.rmtree(out_dir)
     out_dir.mkdir(parents=True)
+    try:
+        metrics = _train_into(corpus, out_dir, final_dir, model_config, train_config, progress)
+    except BaseException:
+        shutil.rmtree(out_dir, ignore_errors=True)
+        raise
+    if final_dir.exists():
+        shutil.rmtree(final_dir)
+    os.replace(out_dir, final_dir)
+    return metrics
+
+
+def _train_into(corpus: data.Corpus, out_dir: Path, final_dir: Path, model_config: ClassifierConfig | None,
+                train_config: TrainConfig, progress: bool) -> dict:
     tc = train_config
     vocab = corpus.vocab
     model_config = model_config or ClassifierConfig.for_vocab(vocab)
@@ -231,6 +249,9 @@ def train_classifier(corpus: data.Corpus, out_dir: str | Path, model_config: Cla
                                                       batch.labels, step_rng)
             losses.append(float(loss))
             accs.append(float(acc))
+            if not math.isfinite(losses[-1]):
+                raise TrainingDiverged(f"training diverged: the loss became {losses[-1]} at step {step}; "
+                                      "nothing was written (try a lower learning rate)")
             if step % tc.eval_every == 0 or step == tc.steps:
                 logits = predict_logits(predict, params, val)
                 val_loss = float(bce(jnp.asarray(logits), jnp.asarray(val.labels), jnp.asarray(val_weights)))
@@ -245,6 +266,9 @@ def train_classifier(corpus: data.Corpus, out_dir: str | Path, model_config: Cla
                 advance(status=f"loss {history[-1]['train_loss']:.3f} val acc {val_bal:.3f} (best @ {best['step']})")
             else:
                 advance()
+        if best["step"] < 0:
+            raise TrainingDiverged("training diverged: no validation step gave a finite loss; "
+                                  "nothing was written (try a lower learning rate)")
         params = manager.restore(best["step"], params)
     train_seconds = time.perf_counter() - started
 
@@ -291,9 +315,6 @@ def train_classifier(corpus: data.Corpus, out_dir: str | Path, model_config: Cla
     plots.training_curves(history, out_dir / "training.png", title=f"classifier {final_dir.name}",
                           panels={"loss": ["train_loss", "val_loss"],
                                   "accuracy": ["train_accuracy", "val_balanced_accuracy"]})
-    if final_dir.exists():
-        shutil.rmtree(final_dir)
-    os.replace(out_dir, final_dir)
     return metrics
 
 
@@ -328,8 +349,17 @@ class Classifier:
             model_config = ClassifierConfig.from_dict(config["model"])
             if model_config.vocab_size != Vocab(encoding).size:
                 raise ValueError("model and encoding disagree on the vocabulary size")
-            window, threshold, positive = int(config["window"]), float(config["threshold"]), str(config["positive"])
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            window, threshold, positive = config["window"], config["threshold"], config["positive"]
+            # Checked before any array is built: a window of 10**7 tokens would exhaust memory.
+            check(isinstance(window, int) and not isinstance(window, bool) and 1 <= window <= MAX_SCORE_WINDOW,
+                  f"window must be an integer in [1, {MAX_SCORE_WINDOW}] tokens, got {window!r:.40}")
+            check(finite(threshold) and 0.0 <= threshold <= 1.0,
+                  f"threshold must be a probability in [0, 1], got {threshold!r:.40}")
+            check(isinstance(positive, str) and bool(positive.strip()),
+                  f"positive must be a non-empty label, got {positive!r:.40}")
+        except KeyError as exc:
+            raise ClassifierError(f"{config_path}: incompatible classifier config (missing {exc})") from None
+        except (ValueError, TypeError, AttributeError) as exc:
             raise ClassifierError(f"{config_path}: incompatible classifier config ({type(exc).__name__}: {exc})") from None
         model = StyleClassifier(model_config)
         template = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), jnp.zeros((1, window), jnp.int32))["params"])

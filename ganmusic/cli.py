@@ -12,10 +12,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ganmusic import cli_generator
-from ganmusic.cli_common import MELODY, SPB, UserError, encoding_options, fail, print_result, user_errors
+from ganmusic.cli_common import (ALLOW_OUTSIDE_HELP, MELODY, SPB, UserError, encoding_options, fail, folder_name,
+                                 print_result, shown, user_errors)
 from ganmusic.configs import ClassifierConfig, TrainConfig, default
 from ganmusic.ui import console
 
@@ -36,6 +38,7 @@ def data_inspect(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
     workers: Optional[int] = typer.Option(None, help="Parser processes (default: all cores)."),
     seed: int = typer.Option(0, help="Seed of the train/val/test split."),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help=ALLOW_OUTSIDE_HELP),
 ):
     """Parse a corpus (cached) and report files, notes, splits, skipped files and chords
     (coverage and quality histogram per label, every unparsed symbol with its files)."""
@@ -43,7 +46,7 @@ def data_inspect(
 
     corpus = data.load_corpus(path, encoding_options(steps_per_beat, melody), positive=positive,
                               min_notes=min_notes, workers=workers, split_seed=seed,
-                              require_positive=False)
+                              require_positive=False, allow_outside=allow_outside)
     summary = data.corpus_summary(corpus)
     name = corpus.root.name or "corpus"
     out.mkdir(parents=True, exist_ok=True)
@@ -61,10 +64,10 @@ def data_inspect(
         print_result(table)
         if corpus.skipped:
             skipped = Table(title=f"skipped files ({len(corpus.skipped)})")
-            skipped.add_column("file")
-            skipped.add_column("reason")
+            skipped.add_column("file", overflow="fold")
+            skipped.add_column("reason", overflow="fold")
             for p, reason in corpus.skipped:
-                skipped.add_row(p, reason)
+                skipped.add_row(escape(shown(p)), escape(reason))
             print_result(skipped)
         print_chord_tables(summary["chords"])
         console.print(f"report: {report_path}" + (f"\nhistograms: {png}" if png else ""))
@@ -167,18 +170,26 @@ def train_classifier(
     steps_per_beat: int = typer.Option(SPB, help="Quantization grid, steps per beat."),
     melody: bool = typer.Option(MELODY, "--melody/--all-notes", help="Skyline melody or all notes."),
     force: bool = typer.Option(False, "--force", help="Replace an existing classifier of that name."),
+    allow_outside: bool = typer.Option(False, "--allow-outside", help=ALLOW_OUTSIDE_HELP),
     seed: int = typer.Option(0, help="Seed of initialisation, batches and augmentation."),
 ):
     """Train a style classifier (positive label vs the rest) and evaluate it on held-out performers."""
     from ganmusic import classify, data
+    from ganmusic.encoding import Vocab
 
-    corpus = data.load_corpus(data_path, encoding_options(steps_per_beat, melody), positive=positive)
+    name = folder_name(name, root)
+    train_config = TrainConfig(window=window, steps=steps, batch_size=batch_size, lr=lr, transpose=transpose,
+                               seed=seed)  # checked before any file is read
+    encoding = encoding_options(steps_per_beat, melody)
+    ClassifierConfig.for_vocab(Vocab(encoding), timing=timing, encoder=encoder, hidden=hidden, layers=layers,
+                               dropout=dropout)
+    corpus = data.load_corpus(data_path, encoding, positive=positive, allow_outside=allow_outside)
     if epochs is not None:
         steps = classify.steps_for_epochs(corpus, epochs, window, batch_size)
+        train_config = TrainConfig(window=window, steps=steps, batch_size=batch_size, lr=lr, transpose=transpose,
+                                   seed=seed)
     model_config = ClassifierConfig.for_vocab(corpus.vocab, timing=timing, encoder=encoder, hidden=hidden,
                                               layers=layers, dropout=dropout)
-    train_config = TrainConfig(window=window, steps=steps, batch_size=batch_size, lr=lr, transpose=transpose,
-                               seed=seed)
     out = root / (name or classify.default_name(model_config, train_config))
     if out.exists() and not force:
         raise UserError(f"{out} exists; choose another --name or pass --force to replace it")
@@ -228,11 +239,15 @@ def score(
         if "probability" in r:
             r["verdict"] = label if r["probability"] >= model.threshold else f"not {label}"
             if windows:
-                r["timeline_png"] = str(plots.window_timeline(
-                    r["windows"], model.window, out / (Path(r["file"]).stem + "-timeline.png"),
-                    title=f"{Path(r['file']).name}: P({label}) per window"))
+                try:
+                    r["timeline_png"] = shown(plots.window_timeline(
+                        r["windows"], model.window, out / (Path(r["file"]).stem + "-timeline.png"),
+                        title=f"{shown(Path(r['file']).name)}: P({label}) per window"))
+                except (OSError, ValueError) as exc:  # a name too long for the suffix, a full disk
+                    r["timeline_error"] = f"cannot write its timeline PNG ({getattr(exc, 'strerror', None) or exc})"
             if not windows:
                 r.pop("windows")
+        r["file"] = shown(r["file"])
     ranked = sorted(results, key=lambda r: (-r.get("probability", -1.0), r["file"]))
     if as_json:
         print(json.dumps({"classifier": str(classifier), "results": ranked}, indent=2))
@@ -250,14 +265,15 @@ def score(
             table.add_column(col, justify=justify)
         for r in ranked:
             if "probability" in r:
-                table.add_row(r["file"], f"{r['probability']:.3f}", str(r["notes"]), r["verdict"])
+                table.add_row(escape(r["file"]), f"{r['probability']:.3f}", str(r["notes"]), r["verdict"])
             else:
-                table.add_row(r["file"], "-", "-", f"[red]error: {r['error']}[/]")
+                table.add_row(escape(r["file"]), "-", "-", f"[red]error: {escape(r['error'])}[/]")
         print_result(table)
-    failed = [r for r in results if "error" in r]
+    failed = [r for r in results if "error" in r or "timeline_error" in r]
     if failed:
         for r in failed:
-            console.print(f"[red]error:[/] {r['file']}: {r['error']}", highlight=False, soft_wrap=True)
+            console.print(f"[red]error:[/] {escape(r['file'])}: {escape(r.get('error') or r['timeline_error'])}",
+                          highlight=False, soft_wrap=True)
         raise typer.Exit(1)
 
 

@@ -4,9 +4,12 @@ defaults read from the config dataclasses."""
 from __future__ import annotations
 
 import functools
+import os
 import sys
+from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from ganmusic.configs import EncodingConfig, default
 from ganmusic.errors import GanmusicError
@@ -23,7 +26,7 @@ class UserError(GanmusicError):
 
 
 def fail(message: str, code: int = EXIT_USER_ERROR):
-    console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     if _distributed:
         exit_now(code)
     raise typer.Exit(code)
@@ -76,7 +79,28 @@ MELODY = default(EncodingConfig, "melody")
 
 
 def print_result(renderable):
-    """Results go to stdout (progress and messages go to stderr)."""
+    """Results go to stdout (progress and messages go to stderr). Piped, the width is what the
+    content needs, so file names are never cut."""
     from rich.console import Console
 
-    Console(width=None if sys.stdout.isatty() else 160).print(renderable)
+    Console(width=None if sys.stdout.isatty() else 100_000, highlight=False).print(renderable)
+
+
+def shown(path) -> str:
+    """A file name as text that can always be printed: bytes that are not UTF-8 as \\xNN."""
+    return os.fsencode(str(path)).decode("utf-8", "backslashreplace")
+
+
+def folder_name(name: str | None, root: Path, option: str = "--name") -> str | None:
+    """A run or classifier name is one visible folder name under --root: never a path that
+    leaves it, never hidden (hidden folders are work in progress)."""
+    if name is None:
+        return None
+    if not name.strip() or name in (".", "..") or name.startswith(".") or "/" in name or os.sep in name \
+            or "\0" in name:
+        raise UserError(f"{option} {name!r}: give a plain folder name (no '/', not hidden, not '..'); "
+                        f"it goes under {root}/")
+    return name
+
+
+ALLOW_OUTSIDE_HELP = "Read manifest rows whose paths leave the folder of the manifest (absolute or ../ paths)."

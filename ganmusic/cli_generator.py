@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 from rich.table import Table
 
-from ganmusic.cli_common import MELODY, SPB, UserError, joined_distributed, print_result, user_errors
+from ganmusic.cli_common import (ALLOW_OUTSIDE_HELP, MELODY, SPB, UserError, folder_name, joined_distributed,
+                                 print_result, user_errors)
 from ganmusic.configs import AdvConfig, EncodingConfig, GeneratorConfig, RunConfig, SamplingConfig, default
 from ganmusic.ui import console
 
@@ -42,7 +43,7 @@ RUN_FIELDS = {
     "lambda_adv": "adv.lambda_adv", "lambda_rep": "adv.lambda_rep", "adv_lr": "adv.lr", "d_lr": "adv.d_lr",
     "d_steps": "adv.d_steps", "label_smoothing": "adv.label_smoothing", "not_jazz_share": "adv.not_jazz_share",
     "sample_every": "adv.sample_every", "adv_windows": "adv.windows", "devices": "devices",
-    "init_from": "init_from", "seed": "seed",
+    "init_from": "init_from", "seed": "seed", "allow_outside": "allow_outside",
 }
 
 
@@ -94,6 +95,7 @@ def train_gan(
                                                          "change the run where they may (more steps, --eval-every), "
                                                          "others are refused."),
     init_from: Optional[Path] = typer.Option(None, help="Start from another run's best weights (same architecture)."),
+    allow_outside: bool = run_option("allow_outside", "--allow-outside", help=ALLOW_OUTSIDE_HELP),
     seed: int = run_option("seed", help="Seed of initialisation, batches, augmentation and dropout."),
 ):
     """Train a recurrent generator: maximum likelihood on the positive-label files, then (with
@@ -126,6 +128,7 @@ def train_gan(
         return RunConfig(**parts[""], encoding=encoding, adv=AdvConfig(**parts["adv"]),
                          generator=GeneratorConfig(vocab_size=Vocab(encoding).size, **parts["generator"]))
 
+    name = folder_name(name, root)
     if resume:
         run_dir = root / (name or fresh_config().default_name())
         if not run_dir.exists():

@@ -13,18 +13,30 @@ import dataclasses
 import json
 from dataclasses import dataclass
 
+from ganmusic import jsontypes
 from ganmusic.errors import ConfigError
+from ganmusic.jsontypes import finite
 
 RUN_FORMAT = "ganmusic-run/2"  # version 2: every checkpointed state names the generator weights "gen"
 OPTIMIZERS = ("adam", "adamw", "rmsprop")
 
 
+MAX_SEED = 2**32 - 1  # what every seed consumer (JAX keys, NumPy generators) takes
+MAX_WIDTH = 8192  # embedding and hidden sizes: far above what trains on one accelerator
+MAX_LAYERS, MAX_WINDOW = 64, 65536  # layers of a model; tokens per training window
+
+
 def config_from_dict(cls, d: dict, what: str):
-    """A config dataclass from its JSON form: unknown keys are an error, lists become tuples."""
-    unknown = set(d) - {f.name for f in dataclasses.fields(cls)}
-    if unknown:
-        raise ConfigError(f"unknown {what} config keys: {sorted(unknown)}")
-    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+    """A config from its JSON form, checked by `jsontypes.problem` first; lists become tuples."""
+    problem = jsontypes.problem(cls, d, what)
+    if problem:
+        raise ConfigError(problem)
+    return cls(**{k: jsontypes.to_tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+
+def check_seed(seed, what: str = "seed") -> None:
+    check(isinstance(seed, int) and not isinstance(seed, bool) and 0 <= seed <= MAX_SEED,
+          f"{what} {seed} is out of range (an integer from 0 to {MAX_SEED})")
 
 
 def default(cls, path: str):
@@ -93,16 +105,18 @@ class EncodingConfig:
     melody: bool = False  # skyline: only the highest note at each onset
 
     def __post_init__(self):
-        if self.steps_per_beat < 1:
-            raise ConfigError("steps_per_beat must be >= 1")
+        if not 1 <= self.steps_per_beat <= 96:
+            raise ConfigError(f"steps_per_beat must be in [1, 96], got {self.steps_per_beat}")
         if not 0 <= self.pitch_min <= self.pitch_max <= 127:
             raise ConfigError("need 0 <= pitch_min <= pitch_max <= 127")
-        if self.fine_beats < 1:
-            raise ConfigError("fine_beats must be >= 1")
+        if not 1 <= self.fine_beats <= 16:
+            raise ConfigError("fine_beats must be in [1, 16]")
+        check(isinstance(self.melody, bool), f"melody must be true or false, got {self.melody!r}")
         for name in ("coarse_shift_beats", "coarse_dur_beats"):
             beats = tuple(int(b) for b in getattr(self, name))
-            if list(beats) != sorted(set(beats)) or (beats and beats[0] <= self.fine_beats):
-                raise ConfigError(f"{name} must be increasing and above fine_beats")
+            if list(beats) != sorted(set(beats)) or (beats and beats[0] <= self.fine_beats) or len(beats) > 64 \
+                    or (beats and beats[-1] > 1024):
+                raise ConfigError(f"{name} must be increasing, above fine_beats and at most 1024 beats")
             object.__setattr__(self, name, beats)
 
     def to_json(self) -> str:
@@ -128,10 +142,12 @@ ENCODERS = ("conv", "gru")
 def check_sizes(config, names: tuple[str, ...]) -> None:
     """Checks shared by the model configs: the named sizes are >= 1, dropout is in [0, 1)."""
     for name in names:
-        if int(getattr(config, name)) < 1:
-            raise ConfigError(f"{name} must be >= 1")
-    if not 0.0 <= config.dropout < 1.0:
-        raise ConfigError("dropout must be in [0, 1)")
+        value = getattr(config, name)
+        limit = MAX_LAYERS if name == "layers" else 1_000_000 if name == "vocab_size" else MAX_WIDTH
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
+            raise ConfigError(f"{name} must be an integer in [1, {limit}], got {value!r}")
+    if not (finite(config.dropout) and 0.0 <= config.dropout < 1.0):
+        raise ConfigError(f"dropout must be in [0, 1), got {config.dropout!r}")
 
 
 @dataclass(frozen=True)
@@ -196,9 +212,11 @@ class GeneratorConfig:
             raise ConfigError(f"cell must be one of {CELLS}, got {self.cell!r}")
         if isinstance(self.layers, int) or not self.layers:
             raise ConfigError("layers must be a non-empty sequence of hidden sizes")
-        layers = tuple(int(h) for h in self.layers)
-        if min(layers) < 1:
-            raise ConfigError("every layer size must be >= 1")
+        layers = tuple(self.layers)
+        if len(layers) > MAX_LAYERS or any(isinstance(h, bool) or not isinstance(h, int) or not 1 <= h <= MAX_WIDTH
+                                           for h in layers):
+            raise ConfigError(f"layers must be 1 to {MAX_LAYERS} sizes, each an integer in [1, {MAX_WIDTH}], "
+                              f"got {self.layers!r:.60}")
         object.__setattr__(self, "layers", layers)
         check_sizes(self, ("vocab_size", "embed_dim"))
 
@@ -225,16 +243,12 @@ class SamplingConfig:
     allow_eos: bool = False  # False: EOS is masked, so samples run their full length
 
     def __post_init__(self):
-        if not self.temperature > 0:
-            raise ConfigError("temperature must be > 0")
-        if self.top_k < 0:
-            raise ConfigError("top_k must be >= 0 (0 = off)")
-        if not 0.0 < self.top_p <= 1.0:
-            raise ConfigError("top_p must be in (0, 1]")
-        if not 0.0 <= self.argmax_mix <= 1.0:
-            raise ConfigError("argmax_mix must be in [0, 1]")
-        if not self.repetition_penalty > 0:
-            raise ConfigError("repetition_penalty must be > 0 (1 = off)")
+        check(finite(self.temperature) and self.temperature > 0, f"temperature must be finite and > 0, got {self.temperature}")
+        check(self.top_k >= 0, "top_k must be >= 0 (0 = off)")
+        check(finite(self.top_p) and 0.0 < self.top_p <= 1.0, f"top_p must be in (0, 1], got {self.top_p}")
+        check(finite(self.argmax_mix) and 0.0 <= self.argmax_mix <= 1.0, f"argmax_mix must be in [0, 1], got {self.argmax_mix}")
+        check(finite(self.repetition_penalty) and self.repetition_penalty > 0,
+              f"repetition_penalty must be finite and > 0 (1 = off), got {self.repetition_penalty}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -258,8 +272,10 @@ class TrainConfig:
         check(16 <= self.window <= 1024, f"window must be in [16, 1024] tokens, got {self.window}")
         check(self.steps >= 1, "steps must be >= 1")
         check(self.batch_size >= 2, "batch_size must be >= 2")
-        check(self.lr > 0 and self.weight_decay >= 0 and self.warmup >= 0,
-              "lr must be > 0, weight_decay and warmup >= 0")
+        check(finite(self.lr) and self.lr > 0, f"lr (the learning rate) must be a finite number > 0, got {self.lr}")
+        check(finite(self.weight_decay) and self.weight_decay >= 0 and self.warmup >= 0,
+              "weight_decay and warmup must be >= 0")
+        check_seed(self.seed)
         check(0 <= self.transpose <= 24, "transpose must be in [0, 24] semitones")
         if self.eval_every is None:
             object.__setattr__(self, "eval_every", max(1, min(100, self.steps // 10)))
@@ -306,6 +322,11 @@ class AdvConfig:
         check(self.d_steps >= 1, "d_steps must be >= 1")
         check(self.windows >= 1, "windows must be >= 1")
         check(self.sample_every >= 0, "sample_every must be >= 0 (0: never)")
+        for name in ("lr", "d_lr", "tau_start", "tau_end", "lambda_mle", "lambda_adv", "lambda_rep", "entropy"):
+            value, low = getattr(self, name), "> 0" if name in ("lr", "d_lr", "tau_start", "tau_end") else ">= 0"
+            check(finite(value) and (value > 0 if low == "> 0" else value >= 0),
+                  f"adversarial {name} must be a finite number {low}, got {value}")
+        check(finite(self.baseline_decay) and 0 <= self.baseline_decay < 1, "baseline_decay must be in [0, 1)")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -350,6 +371,7 @@ class RunConfig:
     init_from: str | None = None
     adv: AdvConfig = AdvConfig()  # the adversarial phase that follows the MLE steps
     devices: int = 0  # local devices to pmap over (0: all)
+    allow_outside: bool = False  # manifest paths may leave the corpus folder
 
     def __post_init__(self):
         check(self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
@@ -358,9 +380,12 @@ class RunConfig:
         check(self.weight_decay >= 0, "weight_decay must be >= 0")
         check(self.weight_decay == 0 or self.optimizer == "adamw", "weight_decay needs optimizer adamw")
         check(self.mle_steps >= 0 and self.mle_steps + self.adv.steps >= 1, "need at least one MLE or adversarial step")
-        check(self.window >= 8, f"window must be >= 8 tokens, got {self.window}")
-        check(self.batch_size >= 1, "batch_size must be >= 1")
-        check(self.clip >= 0, "clip must be >= 0 (0: off)")
+        check(8 <= self.window <= MAX_WINDOW, f"window must be in [8, {MAX_WINDOW}] tokens, got {self.window}")
+        check(1 <= self.batch_size <= 65536, f"batch_size must be in [1, 65536], got {self.batch_size}")
+        check(finite(self.lr) and self.lr > 0, f"lr (the learning rate) must be a finite number > 0, got {self.lr}")
+        check(finite(self.clip) and self.clip >= 0, "clip must be a finite number >= 0 (0: off)")
+        check(bool(self.positive.strip()), "positive (the label to learn) must not be empty")
+        check_seed(self.seed)
         check(0 <= self.transpose <= 24, "transpose must be in [0, 24] semitones")
         check(min(self.eval_every, self.checkpoint_every, self.keep) >= 1,
               "eval_every, checkpoint_every and keep must be >= 1")

@@ -1,10 +1,11 @@
 """Labelled MIDI corpora: find files, parse them in parallel (`parsing`), cache, split.
 
 A corpus is a folder with one subfolder per label (`jazz/`, `not_jazz/`, any names), or a CSV
-manifest `path,label[,group]` (paths relative to the manifest; a `performer` column counts as the
-group), or a folder holding `manifest.csv`. Files that cannot be used are skipped with a reason;
-the rest is parsed once and cached by content, so a second load is fast and a changed file is
-re-parsed alone.
+manifest `path,label[,group]` (paths relative to the manifest, inside its folder unless
+`allow_outside`; a `performer` column counts as the group), or a folder holding `manifest.csv`
+(found by `corpusfiles`). Files that cannot be used (unreadable, not MIDI, bad manifest rows,
+symbolic-link loops) are skipped with a reason; the rest is parsed once and cached by content,
+so a second load is fast and a changed file is re-parsed alone.
 
 Chords (lead sheets): every file's chord symbols are read with it (`parsing`,
 `lead_sheets.encode_lead_sheet`: MIDI text, marker or lyric events, or a sidecar
@@ -15,7 +16,6 @@ per-file chord counts for `data inspect`.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import os
@@ -28,95 +28,18 @@ import numpy as np
 from ganmusic import encoding as enc
 from ganmusic import lead_sheets as ls
 from ganmusic.encoding import EncodingConfig, Vocab
-from ganmusic.errors import GanmusicError
+from ganmusic.corpusfiles import (MIDI_SUFFIXES, CorpusError, Entry, expand_paths, find_entries,  # noqa: F401
+                                  is_midi, midi_files, read_manifest)
 from ganmusic.parsing import Parsed, file_digest, parse_files
 
 CACHE_FORMAT = 2  # 2: chord conditioning and chord counts beside the tokens
-MIDI_SUFFIXES = (".mid", ".midi", ".kar")
 SPLITS = ("train", "val", "test")
 DEFAULT_MIN_NOTES = 8
-DEFAULT_MAX_FILE_BYTES = 16 * 1024 * 1024
-
-
-class CorpusError(GanmusicError):
-    """A corpus that cannot be used at all (missing folder, wrong layout), with a one-line reason."""
+DEFAULT_MAX_FILE_BYTES = enc.MAX_FILE_BYTES
 
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("GANMUSIC_CACHE", Path.home() / ".cache" / "ganmusic"))
-
-
-# ---------------------------------------------------------------------------------------------
-# Finding files
-# ---------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Entry:
-    path: Path
-    label: str
-    group: str  # "" when unknown: the file is its own group
-
-
-def is_midi(path: Path) -> bool:
-    return path.suffix.lower() in MIDI_SUFFIXES
-
-
-def midi_files(folder: str | Path) -> list[Path]:
-    """The MIDI files under a folder, recursively, sorted."""
-    return sorted(p for p in Path(folder).rglob("*") if p.is_file() and is_midi(p))
-
-
-def expand_paths(items: list[str | Path]) -> list[str]:
-    """Files, folders (their MIDI files, recursively) and globs, in the order given; a missing
-    file stays in the list, so that it becomes an error row rather than vanishing."""
-    import glob
-
-    out = []
-    for item in map(str, items):
-        path = Path(item)
-        if path.is_dir():
-            out += [str(p) for p in midi_files(path)]
-        elif not path.exists() and any(ch in item for ch in "*?["):
-            out += sorted(p for p in glob.glob(item, recursive=True) if Path(p).is_file())
-        else:
-            out.append(item)
-    return out
-
-
-def find_entries(source: str | Path) -> tuple[Path, list[Entry]]:
-    """The labelled files of a corpus as `(root, entries)`; raises `CorpusError` on bad layouts."""
-    source = Path(source)
-    if not source.exists():
-        raise CorpusError(f"{source}: no such file or folder")
-    if source.is_file():
-        if source.suffix.lower() != ".csv":
-            raise CorpusError(f"{source}: a corpus is a folder of label subfolders or a .csv manifest")
-        return source.parent, read_manifest(source)
-    if (source / "manifest.csv").is_file():
-        return source, read_manifest(source / "manifest.csv")
-    entries = []
-    for sub in sorted(p for p in source.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        entries += [Entry(p, sub.name, "") for p in midi_files(sub)]
-    if not entries:
-        raise CorpusError(
-            f"{source}: expected one subfolder of MIDI files per label (e.g. jazz/, not_jazz/) "
-            "or a manifest.csv with path,label[,group]")
-    return source, entries
-
-
-def read_manifest(manifest: Path) -> list[Entry]:
-    try:
-        with open(manifest, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise CorpusError(f"{manifest}: cannot read manifest ({exc})") from None
-    if not rows or not {"path", "label"} <= set(rows[0]):
-        raise CorpusError(f"{manifest}: a manifest needs the columns path,label[,group]")
-    group_col = "group" if "group" in rows[0] else "performer" if "performer" in rows[0] else None
-    root = manifest.parent
-    return [Entry(root / r["path"], r["label"].strip(), (r.get(group_col) or "").strip() if group_col else "")
-            for r in rows if r.get("path")]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -189,11 +112,12 @@ def load_corpus(source: str | Path, config: EncodingConfig | None = None, *, pos
                 min_notes: int = DEFAULT_MIN_NOTES, max_file_bytes: int = DEFAULT_MAX_FILE_BYTES,
                 cache_dir: str | Path | None = None, workers: int | None = None,
                 split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1), split_seed: int = 0,
-                progress: bool = True, require_positive: bool = True) -> Corpus:
-    """Find, parse (in parallel, cached by content) and split a labelled corpus."""
+                progress: bool = True, require_positive: bool = True, allow_outside: bool = False) -> Corpus:
+    """Find, parse (in parallel, cached by content) and split a labelled corpus. Manifest paths
+    must stay inside the corpus folder unless `allow_outside`."""
     config = config or EncodingConfig()
-    root, entries = find_entries(source)
-    labels_present = sorted({e.label for e in entries})
+    root, entries = find_entries(source, allow_outside)
+    labels_present = sorted({e.label for e in entries if not e.problem})
     if require_positive and positive not in labels_present:
         raise CorpusError(f"{source}: no files with the positive label '{positive}' "
                           f"(labels found: {', '.join(labels_present)})")
@@ -202,15 +126,13 @@ def load_corpus(source: str | Path, config: EncodingConfig | None = None, *, pos
     # Content digests: the cache key per file, and how exact duplicates are found.
     digests: list[str | None] = []
     for e in entries:
-        digest, reason = None, ""
-        try:
-            size = e.path.stat().st_size
-            if size > max_file_bytes:
-                reason = f"file too large ({size / 2**20:.1f} MiB > {max_file_bytes / 2**20:.0f} MiB)"
-            else:
-                digest = file_digest(e.path)
-        except OSError as exc:
-            reason = f"cannot read file ({exc.strerror})"
+        digest, reason = None, e.problem
+        if not reason:
+            content, reason = enc.read_file_bytes(e.path, max_file_bytes)
+            try:
+                digest = file_digest(e.path, content) if content is not None else None
+            except OSError as exc:  # the chord sidecar
+                digest, reason = None, f"cannot read its chord sidecar ({exc.strerror})"
         digests.append(digest)
         if reason:
             skipped.append((rel(e.path, root), reason))

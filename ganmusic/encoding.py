@@ -18,6 +18,7 @@ from typing import Iterable, NamedTuple, Sequence
 import numpy as np
 
 from ganmusic.configs import EncodingConfig
+from ganmusic.corpusfiles import MAX_FILE_BYTES, read_file_bytes  # noqa: F401
 from ganmusic.errors import GanmusicError
 
 PAD, BOS, EOS = 0, 1, 2
@@ -321,13 +322,21 @@ def notes_to_midi(notes: Sequence[Note], config: EncodingConfig, tempo: float = 
 def midi_from_bytes(data: bytes):
     """A `pretty_midi.PrettyMIDI` from file bytes, parsed once by mido; marker events, which
     pretty_midi does not keep, are added as `midi.markers` (`pretty_midi.Text`, like
-    `text_events`) for the chord reader. Raises whatever mido raises on bad bytes."""
+    `text_events`) for the chord reader. Raises whatever mido raises on bad bytes. pretty_midi's
+    warnings about odd files (type 2, tempo events on other tracks) stay off the terminal."""
     import io
+    import warnings
 
     import mido
     import pretty_midi
 
-    mido_file = mido.MidiFile(file=io.BytesIO(data), charset="latin1")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _midi_from_bytes(io.BytesIO(data), mido, pretty_midi)
+
+
+def _midi_from_bytes(stream, mido, pretty_midi):
+    mido_file = mido.MidiFile(file=stream, charset="latin1")
     marker_ticks = []  # read before pretty_midi, which turns delta times into absolute ones
     for track in mido_file.tracks:
         tick = 0
@@ -343,17 +352,18 @@ def midi_from_bytes(data: bytes):
 
 def load_midi(path) -> "object":
     """Parse a MIDI file (markers kept, see `midi_from_bytes`); any failure becomes a
-    `MidiError` with a one-line reason."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError as exc:
-        raise MidiError(f"cannot read file ({exc.strerror})") from None
+    `MidiError` naming the file, with a one-line reason. Devices, FIFOs and oversized files
+    are refused by their metadata, never opened."""
+    data, problem = read_file_bytes(path)
+    if data is None:
+        raise MidiError(f"{path}: {problem}")
+    if not data:
+        raise MidiError(f"{path}: empty file")
     try:
         return midi_from_bytes(data)
     except Exception as exc:  # mido/pretty_midi raise many kinds of errors on bad bytes
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise MidiError(f"not a readable MIDI file ({msg})") from None
+        msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise MidiError(f"{path}: not a readable MIDI file ({msg[:120]})") from None
 
 
 def encode_midi(midi, config: EncodingConfig, stats: EncodeStats | None = None) -> np.ndarray:
@@ -361,7 +371,12 @@ def encode_midi(midi, config: EncodingConfig, stats: EncodeStats | None = None) 
 
 
 def encode_file(path, config: EncodingConfig, stats: EncodeStats | None = None) -> np.ndarray:
-    return encode_midi(load_midi(path), config, stats)
+    midi = load_midi(path)
+    try:
+        return encode_midi(midi, config, stats)
+    except Exception as exc:  # a broken tempo map and similar
+        msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise MidiError(f"{path}: cannot read notes ({msg[:120]})") from None
 
 
 def decode_to_midi(tokens: Sequence[int], config: EncodingConfig, tempo: float = 120.0, chords=None, **kw):

@@ -271,6 +271,9 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
     from ganmusic import classify, plots, sampling
     from ganmusic.runs import MetricsLog, load_run_config, restore_params
 
+    from ganmusic.configs import check_seed
+
+    check_seed(seed)
     sampling_config = sampling_config or sampling.SamplingConfig()
     out_dir = Path(out_dir)
     inputs = [Path(p) for p in inputs]

@@ -24,9 +24,10 @@ def digest_bytes(data: bytes) -> str:
     return hashlib.blake2b(data, digest_size=16).hexdigest()
 
 
-def file_digest(path: Path) -> str:
-    """Content digest of a MIDI file and its chord sidecar (`song.chords.txt`), if any."""
-    data = path.read_bytes()
+def file_digest(path: Path, data: bytes | None = None) -> str:
+    """Content digest of a MIDI file (`data`: its bytes, when already read) and its chord
+    sidecar (`song.chords.txt`), if any."""
+    data = path.read_bytes() if data is None else data
     sidecar = ch.sidecar_path(path)
     if sidecar.is_file():
         data += b"\0ganmusic-chords\0" + sidecar.read_bytes()
@@ -67,10 +68,11 @@ def parse_midi_bytes(data: bytes, config: EncodingConfig, min_notes: int,
 
 
 def _parse_job(job) -> Parsed:
-    path, config_json, min_notes = job
+    path, config_json, min_notes, max_file_bytes = job
+    data, problem = enc.read_file_bytes(path, max_file_bytes)
+    if data is None:
+        return Parsed(None, None, None, problem)
     try:
-        with open(path, "rb") as f:
-            data = f.read()
         sidecar = ch.sidecar_path(path)
         chords_text = sidecar.read_text(encoding="utf-8", errors="replace") if sidecar.is_file() else None
     except OSError as exc:
@@ -79,8 +81,10 @@ def _parse_job(job) -> Parsed:
 
 
 def parse_files(paths: list[str], config: EncodingConfig, min_notes: int, workers: int | None,
-                progress: bool) -> list[Parsed]:
-    jobs = [(p, config.to_json(), min_notes) for p in paths]
+                progress: bool, max_file_bytes: int = enc.MAX_FILE_BYTES) -> list[Parsed]:
+    """A `Parsed` per path; devices, FIFOs and files over `max_file_bytes` are refused by their
+    metadata, never opened."""
+    jobs = [(p, config.to_json(), min_notes, max_file_bytes) for p in paths]
     workers = workers or min(os.cpu_count() or 1, 8)
     out = []
     with maybe_progress(progress and bool(jobs), "parsing MIDI", len(jobs)) as advance:

@@ -7,6 +7,8 @@ evaluation and the samples a training run writes (`write_songs`).
 from __future__ import annotations
 
 import json
+import os
+import time
 import wave
 from dataclasses import asdict
 from pathlib import Path
@@ -17,6 +19,8 @@ from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Note, Vocab
 from ganmusic.errors import GanmusicError
 
+MAX_LENGTH = 100_000  # tokens per song (about 33,000 notes: hours of music)
+MAX_NUM = 10_000  # songs per call
 BEATS_PER_BAR = 4  # --bars counts 4/4 bars; the grid has no time signature of its own
 NOTES_PER_BEAT_ROOM = 4  # tokens generated for `bars`: room for this many notes per beat, then cut
 
@@ -85,42 +89,61 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
                    png: bool = True, wav: bool = False, seed: int = 0) -> dict:
     """Sample `num` songs from a run and write them to `out_dir` (default
     `RUN/samples/CHECKPOINT-sSEED/`): MIDI, piano-roll PNGs (unless `png` is False), WAV if asked,
-    and `summary.json` (settings and per-song metrics), which is also returned, with `out_dir`."""
+    and `summary.json` (settings and per-song metrics), which is also returned, with `out_dir`.
+    `summary.json` is rewritten as songs are written (`"complete": false` until the last), so an
+    interrupted call still says which songs it wrote."""
     import jax
 
     from ganmusic import metrics, sampling
     from ganmusic.runs import restore_params
 
+    from ganmusic.configs import check_seed
+
     run_dir = Path(run_dir)
     sampling_config = sampling_config or sampling.SamplingConfig()
-    for what, value, ok in (("num", num, num >= 1), ("length", length, length >= 3), ("tempo", tempo, 10 <= tempo <= 400),
-                            ("bars", bars, bars is None or bars >= 1)):
+    check_seed(seed)
+    for what, value, ok in (("num", num, 1 <= num <= MAX_NUM), ("length", length, 3 <= length <= MAX_LENGTH),
+                            ("tempo", tempo, 10 <= tempo <= 400),
+                            ("bars", bars, bars is None or 1 <= tokens_for_bars(bars) <= MAX_LENGTH)):
         if not ok:
-            raise GanmusicError(f"{what} {value} is out of range (num >= 1, length >= 3 tokens, "
-                                "tempo 10-400 BPM, bars >= 1)")
+            raise GanmusicError(f"{what} {value} is out of range (num 1-{MAX_NUM:,} songs, length 3-{MAX_LENGTH:,} "
+                                f"tokens, bars 1-{MAX_LENGTH // tokens_for_bars(1):,}, tempo 10-400 BPM)")
+    out_dir = Path(out_dir) if out_dir is not None else run_dir / "samples" / f"{checkpoint}-s{seed}"
+    if out_dir.exists() and not out_dir.is_dir():
+        raise GanmusicError(f"{out_dir}: exists and is not a folder; choose another output folder")
     config, params = restore_params(run_dir, checkpoint)
     vocab = Vocab(config.encoding)
     primer_tokens = None
     if primer is not None:
-        try:
-            primer_tokens = enc.encode_file(primer, config.encoding)[:-1]  # drop EOS: the song goes on
-        except enc.MidiError as exc:
-            raise enc.MidiError(f"{primer}: {exc}") from None
+        primer_tokens = enc.encode_file(primer, config.encoding)[:-1]  # drop EOS: the song goes on
         if len(primer_tokens) < 2:
             raise GanmusicError(f"{primer}: the primer has no usable notes")
     length = tokens_for_bars(bars) if bars is not None else length
     tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num, length,
                              sampling_config, primer=primer_tokens)
-    out_dir = Path(out_dir) if out_dir is not None else run_dir / "samples" / f"{checkpoint}-s{seed}"
     primer_notes = len(enc.tokens_to_notes(primer_tokens, vocab)) if primer_tokens is not None else 0
     shown_primer = primer_notes if primer_in_output else 0
-    rows = []
+    rows: list[dict] = []
+    summary = {"run": str(run_dir), "checkpoint": str(checkpoint), "seed": seed, "sampling": asdict(sampling_config),
+               "num": num, "complete": False, "samples": rows}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_summary(out_dir, summary)
+    last_write = time.monotonic()
     for k, row in enumerate(np.asarray(tokens)):
         notes = song_notes(row, vocab, primer_notes, bars, keep_primer=primer_in_output or primer is None)
         path = write_song(notes, config.encoding, out_dir / f"sample-{k:03d}.mid", tempo, png=png, wav=wav,
                           title=f"{run_dir.name} sample-{k:03d}", primer_notes=shown_primer)
         rows.append({"file": str(path), **metrics.summary(notes, config.encoding.steps_per_beat, tempo)})
-    summary = {"run": str(run_dir), "checkpoint": str(checkpoint), "seed": seed, "sampling": asdict(sampling_config),
-               "samples": rows}
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        if time.monotonic() - last_write > 1.0:  # at most about once a second: cheap for thousands of songs
+            write_summary(out_dir, summary)
+            last_write = time.monotonic()
+    summary["complete"] = True
+    write_summary(out_dir, summary)
     return {**summary, "out_dir": str(out_dir)}
+
+
+def write_summary(out_dir: Path, summary: dict) -> None:
+    """`summary.json`, replaced atomically: a reader sees the previous version or this one."""
+    tmp = out_dir / f".summary.json.tmp{os.getpid()}"
+    tmp.write_text(json.dumps(summary, indent=2))
+    os.replace(tmp, out_dir / "summary.json")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -25,7 +26,7 @@ from ganmusic.gan import AdvState, init_adv_state, make_adv_step
 from ganmusic.mle import init_state, make_eval_nll, make_mle_step, make_optimizer, unigram_nll, validation_nll
 from ganmusic.models import Generator, StyleClassifier
 from ganmusic.runs import MetricsLog, RunConfig, RunError, check_vocab, load_run_config, restore_params, resumed
-from ganmusic.ui import maybe_progress
+from ganmusic.ui import console, maybe_progress
 
 
 @dataclass
@@ -163,6 +164,22 @@ def write_samples(config: RunConfig, gen_params, directory: Path, length: int, n
     songs.write_songs(tokens, config.encoding, directory)
 
 
+def has_complete_checkpoint(run_dir: Path) -> bool:
+    directory = run_dir / "checkpoints"
+    if not directory.is_dir():
+        return False
+    with checkpoints.Manager(directory, read_only=True) as manager:
+        return manager.latest_step() is not None
+
+
+def clear_run(run_dir: Path) -> None:
+    """Remove what a run wrote (an earlier attempt with no complete checkpoint)."""
+    for name in ("checkpoints", "best", "samples"):
+        shutil.rmtree(run_dir / name, ignore_errors=True)
+    for name in ("metrics.jsonl", "training.png", "config.json"):
+        (run_dir / name).unlink(missing_ok=True)
+
+
 def train_run(config: RunConfig | None, run_dir: str | Path, resume: bool = False, progress: bool = True,
               corpus: data.Corpus | None = None) -> dict:
     """Train (or resume) a run: the MLE phase, then the adversarial phase when `config.adv.steps`.
@@ -172,11 +189,16 @@ def train_run(config: RunConfig | None, run_dir: str | Path, resume: bool = Fals
     if resume:
         config = resumed(load_run_config(run_dir), config, run_dir)
     elif (run_dir / "config.json").exists():
-        raise RunError(f"{run_dir} exists; resume it, or choose another run name")
+        if has_complete_checkpoint(run_dir):
+            raise RunError(f"{run_dir} exists; resume it, or choose another run name")
+        # Stopped before its first complete checkpoint: nothing to resume, so start it again.
+        console.print(f"restarting {run_dir}: the earlier run stopped before its first complete checkpoint")
+        clear_run(run_dir)
     check_vocab(config)
     parallel = Parallel(config.devices)
     parallel.check_batch(config.batch_size)
-    corpus = corpus or data.load_corpus(config.data, config.encoding, positive=config.positive, progress=progress)
+    corpus = corpus or data.load_corpus(config.data, config.encoding, positive=config.positive, progress=progress,
+                                        allow_outside=config.allow_outside)
     model = Generator(config.generator)
     optimizer = mle_optimizer(config)
     disc = load_discriminator(config) if config.adv.steps else None
@@ -225,10 +247,12 @@ def train_run(config: RunConfig | None, run_dir: str | Path, resume: bool = Fals
         if resume:
             reader = manager or stack.enter_context(checkpoints.Manager(run_dir / "checkpoints", read_only=True))
             start = reader.latest_step()
-            if start is None:
-                raise RunError(f"{run_dir}: no complete checkpoint to resume from")
-            # The state saved at `start` is that of the phase the step belongs to.
-            state = reader.restore(start, mle_state if phase_of(start) == "mle" else adv_state(mle_state.gen))
+            if start is None:  # killed before its first complete checkpoint: the same run from step 0
+                console.print(f"{run_dir} has no complete checkpoint: starting it again from step 0")
+                start = 0
+            else:
+                # The state saved at `start` is that of the phase the step belongs to.
+                state = reader.restore(start, mle_state if phase_of(start) == "mle" else adv_state(mle_state.gen))
             if writer:
                 manager.discard_after(start)
                 best_manager.discard_after(start)
@@ -252,9 +276,12 @@ def train_run(config: RunConfig | None, run_dir: str | Path, resume: bool = Fals
                 metrics = {k: float(v[0]) for k, v in metrics.items()}
                 bad = [k for k in ("mle_loss", "g_loss", "d_loss") if k in metrics and not math.isfinite(metrics[k])]
                 if bad:  # checked every step: nothing non-finite is ever saved
-                    raise TrainingDiverged(f"{bad[0]} became {metrics[bad[0]]} at step {step}; the last good "
-                                           f"checkpoint is in {run_dir / 'checkpoints'} (try a lower learning rate "
-                                           "or clip)")
+                    last_good = manager.latest_step()
+                    where = (f"the last good checkpoint is step {last_good} in {run_dir / 'checkpoints'} "
+                             "(resume it with a lower learning rate)" if last_good is not None else
+                             "no checkpoint was saved before it (run it again with a lower learning rate: "
+                             "it starts afresh)")
+                    raise TrainingDiverged(f"{bad[0]} became {metrics[bad[0]]} at step {step}; {where}")
                 for k, v in metrics.items():
                     sums[k] = sums.get(k, 0.0) + v
                 count += 1
