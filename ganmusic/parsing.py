@@ -4,6 +4,7 @@ worker processes (`parse_files`). Runs in worker processes: nothing here may imp
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import multiprocessing
 import os
@@ -27,11 +28,23 @@ def digest_bytes(data: bytes) -> str:
 def file_digest(path: Path, data: bytes | None = None) -> str:
     """Content digest of a MIDI file (`data`: its bytes, when already read) and its chord
     sidecar (`song.chords.txt`), if any."""
-    data = path.read_bytes() if data is None else data
-    sidecar = ch.sidecar_path(path)
-    if sidecar.is_file():
-        data += b"\0ganmusic-chords\0" + sidecar.read_bytes()
+    data = Path(path).read_bytes() if data is None else data
+    sidecar = sidecar_bytes(path)
+    if sidecar is not None:
+        data += b"\0ganmusic-chords\0" + sidecar
     return digest_bytes(data)
+
+
+def sidecar_bytes(path) -> bytes | None:
+    """The chord sidecar's bytes, None when there is none (a MIDI file whose name is already
+    near the limit has no room for `.chords.txt`: no sidecar, not an error)."""
+    try:
+        sidecar = ch.sidecar_path(Path(path))
+        return sidecar.read_bytes() if sidecar.is_file() else None
+    except OSError as exc:
+        if exc.errno == errno.ENAMETOOLONG:
+            return None
+        raise
 
 
 class Parsed(NamedTuple):
@@ -73,10 +86,11 @@ def _parse_job(job) -> Parsed:
     if data is None:
         return Parsed(None, None, None, problem)
     try:
-        sidecar = ch.sidecar_path(path)
-        chords_text = sidecar.read_text(encoding="utf-8", errors="replace") if sidecar.is_file() else None
+        sidecar = sidecar_bytes(path)
     except OSError as exc:
-        return Parsed(None, None, None, f"cannot read file ({exc.strerror})")
+        return Parsed(None, None, None, f"cannot read its chord sidecar ({exc.strerror})")
+    chords_text = None if sidecar is None else \
+        sidecar.decode("utf-8", errors="replace").replace("\r\n", "\n").replace("\r", "\n")  # as read_text
     return parse_midi_bytes(data, EncodingConfig.from_json(config_json), min_notes, chords_text)
 
 
