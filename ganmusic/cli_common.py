@@ -80,10 +80,16 @@ MELODY = default(EncodingConfig, "melody")
 
 def print_result(renderable):
     """Results go to stdout (progress and messages go to stderr). Piped, the width is what the
-    content needs, so file names are never cut."""
+    content needs, so file names are never cut, and tables lose their box-drawing frame (ASCII
+    rules instead) so a redirected output reads as plain lines."""
+    from rich import box
     from rich.console import Console
+    from rich.table import Table
 
-    Console(width=None if sys.stdout.isatty() else 100_000, highlight=False).print(renderable)
+    out = Console(width=None if sys.stdout.isatty() else 100_000, highlight=False)
+    if isinstance(renderable, Table) and not out.is_terminal:
+        renderable.box, renderable.safe_box = box.ASCII2, True
+    out.print(renderable)
 
 
 def shown(path) -> str:

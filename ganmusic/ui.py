@@ -1,14 +1,20 @@
-"""Terminal output shared by the library and the CLI: one console, one progress-bar style."""
+"""Terminal output shared by the library and the CLI: one console, one progress style.
+
+On a terminal progress is a rich bar; written to a file or a pipe it is plain text, one line every
+few seconds (step/total, rate, ETA, the latest metrics), so a log reads as lines."""
 
 from __future__ import annotations
 
 import contextlib
+import time
 
 from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 
 console = Console(stderr=True)  # progress and messages on stderr; results on stdout
+
+PLAIN_EVERY_S = 5.0  # seconds between plain-text progress lines
 
 
 def progress_bar(*, transient: bool = False) -> Progress:
@@ -26,16 +32,83 @@ def progress_bar(*, transient: bool = False) -> Progress:
     )
 
 
+def duration(seconds: float) -> str:
+    """`42s`, `3m05s`, `1h02m`."""
+    seconds = int(round(max(seconds, 0)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
+class PlainProgress:
+    """Progress as plain lines: `DESCRIPTION: 150/1000 (15%) 3.2 it/s, eta 4m25s, STATUS`, the first
+    after the first step, then at most one every `every` seconds, and one at the end."""
+
+    def __init__(self, description: str, total: int, every: float = PLAIN_EVERY_S, clock=time.monotonic):
+        self.description, self.total, self.every, self.clock = description, total, every, clock
+        self.done = self.base = 0  # base: steps done before this process began (a resumed run)
+        self.status = ""
+        self.start = clock()
+        self.calls = 0
+        self.last_line = None
+        self.last_done = None
+
+    def line(self) -> str:
+        elapsed = self.clock() - self.start
+        made = self.done - self.base
+        rate = made / elapsed if elapsed > 0 and made > 0 else 0.0
+        pct = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
+        parts = [f"{self.description}: {self.done}/{self.total}{pct}"]
+        if rate:
+            parts.append(f"{rate:.3g} it/s" if rate >= 1 else f"{1 / rate:.3g} s/it")
+            if self.done < self.total:
+                parts.append(f"eta {duration((self.total - self.done) / rate)}")
+        parts.append(f"elapsed {duration(elapsed)}")
+        if self.status:
+            parts.append(self.status)
+        return ", ".join(parts)
+
+    def emit(self):
+        console.print(self.line(), highlight=False, markup=False, soft_wrap=True)
+        self.last_line, self.last_done = self.clock(), self.done
+
+    def advance(self, n: int = 1, status: str = ""):
+        self.calls += 1
+        self.done += n
+        if status:
+            self.status = status
+        if self.calls == 1 and n != 1:  # `advance(start)`: where a resumed run starts, not progress
+            self.base, self.start = self.done, self.clock()
+            return
+        if self.last_line is None or self.clock() - self.last_line >= self.every:
+            self.emit()
+
+    def finish(self):
+        if self.last_done != self.done:
+            self.emit()
+
+
 @contextlib.contextmanager
 def maybe_progress(enabled: bool, description: str, total: int):
-    """Yield `advance(n=1, status="")`; a no-op when `enabled` is False."""
+    """Yield `advance(n=1, status="")`; a no-op when `enabled` is False. The latest non-empty
+    status stays shown until a new one comes."""
     if not enabled:
         yield lambda n=1, status="": None
+        return
+    if not console.is_terminal:
+        plain = PlainProgress(description, total)
+        yield plain.advance
+        plain.finish()
         return
     with progress_bar() as bar:
         task = bar.add_task(description, total=total, status="")
 
         def advance(n=1, status=""):
-            bar.update(task, advance=n, status=status)
+            if status:
+                bar.update(task, advance=n, status=status)
+            else:
+                bar.update(task, advance=n)
 
         yield advance

@@ -1,4 +1,6 @@
 import json
+import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -205,3 +207,24 @@ def test_train_classifier_cli_epochs_default_name_and_defaults(tmp_path, tiny_co
     assert saved["model"]["hidden"] == 8 and saved["model"]["embed_dim"] == ClassifierConfig(vocab_size=1).embed_dim
     bad = run_cli("train-classifier", tiny_corpus, "--root", tmp_path / "clf2", "--window", 8, env=env)
     assert bad.returncode == 2 and "window must be in [16, 1024]" in bad.stderr and "Traceback" not in bad.stderr
+
+
+BOX_DRAWING = re.compile("[\u2500-\u257f\u2580-\u259f]")
+
+
+@pytest.mark.parametrize("steps", [1, 10, 100])
+def test_short_training_finishes_and_reads_as_plain_lines_in_a_log(tmp_path, tiny_corpus, steps):
+    """A first short try (fewer steps than the warm-up) finishes and writes a classifier; its output
+    redirected to a file has no box-drawing fragments and its progress is readable lines."""
+    env = {**os.environ, "GANMUSIC_CACHE": str(tmp_path / "cache")}
+    result = run_cli("train-classifier", tiny_corpus, "--root", tmp_path / "clf", "--name", "short", "--steps", steps,
+                     "--window", 30, "--batch-size", 8, "--hidden", 8, "--layers", 1, env=env)
+    assert result.returncode == 0, result.stderr
+    out = tmp_path / "clf" / "short"
+    assert (out / "config.json").is_file() and (out / "metrics.json").is_file() and (out / "checkpoint").is_dir()
+    assert json.loads((out / "config.json").read_text())["train"]["steps"] == steps
+    for text in (result.stdout, result.stderr):
+        assert not BOX_DRAWING.search(text), text
+    progress = [line for line in result.stderr.splitlines() if line.startswith("training classifier: ")]
+    assert progress and progress[-1].startswith(f"training classifier: {steps}/{steps} (100%)"), result.stderr
+    assert "elapsed" in progress[-1] and ("it/s" in progress[-1] or "s/it" in progress[-1])
