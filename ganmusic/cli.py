@@ -16,20 +16,39 @@ from rich.markup import escape
 from rich.table import Table
 
 from ganmusic import cli_generator
-from ganmusic.cli_common import (ALLOW_OUTSIDE_HELP, MELODY, SPB, UserError, encoding_options, fail, folder_name,
-                                 print_result, shown, user_errors)
+from ganmusic.cli_common import (ALLOW_OUTSIDE_HELP, MARKUP_MODE, MELODY, SPB, UserError, encoding_options, fail,
+                                 folder_name, print_result, shown, user_errors)
 from ganmusic.configs import ClassifierConfig, TrainConfig, default
 from ganmusic.ui import console
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=MARKUP_MODE,
                   help="Learn a musical style from labelled MIDI and generate new music in it.")
-data_app = typer.Typer(no_args_is_help=True, help="Inspect and prepare labelled MIDI corpora.")
+data_app = typer.Typer(no_args_is_help=True, rich_markup_mode=MARKUP_MODE,
+                       help="Inspect and prepare labelled MIDI corpora.")
 app.add_typer(data_app, name="data")
+
+
+def print_version(value: bool):
+    if value:
+        from importlib.metadata import version
+
+        print(f"ganmusic {version('ganmusic')}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main_options(
+    version: bool = typer.Option(False, "--version", callback=print_version, is_eager=True,
+                                 help="Print the version and exit."),
+):
+    """Learn a musical style from labelled MIDI and generate new music in it."""
+
 
 @data_app.command("inspect")
 @user_errors
 def data_inspect(
-    path: Path = typer.Argument(..., help="Corpus: folder of label subfolders, or a manifest.csv."),
+    path: Path = typer.Argument(..., metavar="DATA", help="Corpus: folder of label subfolders, or a manifest.csv."),
     positive: str = typer.Option("jazz", help="The positive label (the style to learn)."),
     steps_per_beat: int = typer.Option(SPB, help="Quantization grid, steps per beat."),
     melody: bool = typer.Option(MELODY, "--melody/--all-notes", help="Skyline melody or all notes."),
@@ -123,10 +142,11 @@ CLASSIFIERS = Path("classifiers")
 @data_app.command("weimar")
 @user_errors
 def data_weimar(
-    source: Path = typer.Argument(..., help="wjazzd.db (the Weimar Jazz Database's SQLite file) or a folder of its solo CSVs."),
-    out: Path = typer.Argument(..., help="Folder to write LABEL/*.mid and manifest.csv into."),
+    source: Path = typer.Argument(..., metavar="SOURCE", help="wjazzd.db (the Weimar Jazz Database's SQLite file) or a folder of its solo CSVs."),
+    out: Path = typer.Argument(..., metavar="OUT", help="Folder to write LABEL/*.mid and manifest.csv into."),
     label: str = typer.Option("jazz", help="Label of every solo."),
     tempo: float = typer.Option(120.0, min=10.0, help="CSV solos only: the tempo that defines their beats."),
+    seed: int = typer.Option(0, help="Unused by the import (deterministic); accepted for uniformity."),
 ):
     """Turn the Weimar Jazz Database into labelled MIDI (one file per solo, performer as group).
     Add not-jazz files as OUT/not_jazz/*.mid rows in manifest.csv, or merge with another corpus.
@@ -148,7 +168,8 @@ def data_weimar(
 @user_errors
 def train_classifier(
     data_path: Path = typer.Argument(..., metavar="DATA", help="Corpus: folder of label subfolders, or a manifest.csv."),
-    name: Optional[str] = typer.Option(None, help="Folder name under --root (default from the settings)."),
+    name: Optional[str] = typer.Option(None, help=f"Folder name under --root (default: built from the settings, "
+                                              f"e.g. {default(ClassifierConfig, 'encoder')}-w{default(TrainConfig, 'window')}-s0)."),
     root: Path = typer.Option(CLASSIFIERS, help="Where classifier folders go."),
     positive: str = typer.Option("jazz", help="The positive label (the style to recognise)."),
     window: int = typer.Option(default(TrainConfig, "window"), help="Window length in tokens (3 per note)."),

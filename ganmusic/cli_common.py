@@ -20,6 +20,20 @@ EXIT_USER_ERROR = 2
 # others stop within JAX's heartbeat timeout instead of waiting for it at a barrier or collective.
 _distributed = False
 
+# Help and usage errors: rich panels on a terminal, plain click text when redirected (no
+# box-drawing characters in a log).
+MARKUP_MODE = "rich" if sys.stdout.isatty() and sys.stderr.isatty() else None
+
+
+def _type_tag(self, ctx):
+    """Typer tags every option with its type, flags (even --help) with `<bool>`: flags take no
+    value, so they get no tag."""
+    return None if self.is_flag else _typer_type_tag(self, ctx)
+
+
+_typer_type_tag = typer.core.TyperOption.display_type_rich
+typer.core.TyperOption.display_type_rich = _type_tag
+
 
 class UserError(GanmusicError):
     """A problem with the command line itself (options that cannot go together)."""

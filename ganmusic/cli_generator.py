@@ -31,6 +31,15 @@ def run_option(path: str, *param_decls, **kw):
     return typer.Option(default(RunConfig, path), *param_decls, **kw)
 
 
+def _default_run_name() -> str:
+    layers = default(GeneratorConfig, "layers")
+    sizes = f"{layers[0]}x{len(layers)}" if len(set(layers)) == 1 else "-".join(map(str, layers))
+    return f"{default(GeneratorConfig, 'cell')}-{sizes}-mle{default(RunConfig, 'mle_steps')}-s{default(RunConfig, 'seed')}"
+
+
+DEFAULT_RUN_NAME = _default_run_name()  # what RunConfig.default_name gives with every default
+
+
 # train-gan's options and the RunConfig fields they set: on --resume, the options given on the
 # command line are the settings the run should change (runs.resumed refuses the ones it cannot).
 RUN_FIELDS = {
@@ -51,7 +60,7 @@ RUN_FIELDS = {
 def train_gan(
     ctx: typer.Context,
     data_path: Path = typer.Argument(..., metavar="DATA", help="Corpus: folder of label subfolders, or a manifest.csv."),
-    name: Optional[str] = typer.Option(None, help="Run folder name under --root (default from the settings)."),
+    name: Optional[str] = typer.Option(None, help=f"Run folder name under --root (default: built from the settings, e.g. {DEFAULT_RUN_NAME})."),
     root: Path = typer.Option(RUNS, help="Where run folders go."),
     positive: str = run_option("positive", help="The label whose style the generator learns."),
     layers: str = typer.Option(",".join(map(str, default(GeneratorConfig, "layers"))),
@@ -164,7 +173,7 @@ def train_gan(
 
 @user_errors
 def sample(
-    run: Path = typer.Argument(..., help="Run folder (runs/NAME)."),
+    run: Path = typer.Argument(..., metavar="RUN", help="Run folder (runs/NAME)."),
     checkpoint: str = typer.Option("best", help="best, last or a step number."),
     num: int = typer.Option(8, help="Number of songs."),
     length: int = typer.Option(768, help="Tokens to generate per song (3 per note)."),
@@ -205,7 +214,7 @@ def sample(
 
 @user_errors
 def evaluate(
-    inputs: list[Path] = typer.Argument(..., help="Run folders (their samples are generated), folders of MIDI files, "
+    inputs: list[Path] = typer.Argument(..., metavar="INPUT...", help="Run folders (their samples are generated), folders of MIDI files, "
                                                   "or labelled corpora (their held-out test split of the positive label)."),
     against: Optional[Path] = typer.Option(None, help="Reference: a labelled corpus (its held-out test split of the "
                                                       "positive label) or a folder of MIDI. Default: the first run's data."),
