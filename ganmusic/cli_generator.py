@@ -190,17 +190,21 @@ def sample(
     tempo: float = typer.Option(120.0, help="Tempo of the written MIDI (BPM)."),
     wav: bool = typer.Option(False, "--wav", help="Also render audio with pretty_midi's built-in synthesizer."),
     png: bool = typer.Option(True, "--png/--no-png", help="Write a piano-roll PNG per song."),
-    out: Optional[Path] = typer.Option(None, help="Output folder (default RUN/samples/CHECKPOINT-sSEED)."),
+    out: Optional[Path] = typer.Option(None, help="Output folder (default: a new RUN/samples/CHECKPOINT-sSEED, "
+                                                  "-2, -3, ... when taken)."),
     seed: int = typer.Option(0, help="Sampling seed."),
 ):
     """Generate new songs from a trained generator: MIDI, piano-roll PNGs and a summary table."""
-    from ganmusic import songs
+    from ganmusic import runs, songs
 
     sampling_config = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, argmax_mix=argmax_mix,
                                      repetition_penalty=repetition_penalty)
-    summary = songs.generate_songs(run, out, checkpoint=checkpoint, num=num, length=length, bars=bars,
-                                   sampling_config=sampling_config, primer=primer, primer_in_output=primer_in_output,
-                                   tempo=tempo, png=png, wav=wav, seed=seed)
+    try:
+        summary = songs.generate_songs(run, out, checkpoint=checkpoint, num=num, length=length, bars=bars,
+                                       sampling_config=sampling_config, primer=primer,
+                                       primer_in_output=primer_in_output, tempo=tempo, png=png, wav=wav, seed=seed)
+    except runs.NoBestError as exc:
+        raise UserError(f"{exc}: --checkpoint last") from None
     table = Table(title=f"{num} samples from {run} ({checkpoint})")
     for col in ("file", "notes", "seconds", "pitch range", "longest run of one pitch"):
         table.add_column(col, justify="left" if col == "file" else "right")

@@ -37,9 +37,15 @@ def corpus_histograms(corpus, path: str | Path) -> Path:
         axes[2].hist(values[types == enc.T_SHIFT] / spb, bins=np.arange(0, 4.01, 1 / spb), **kw)
     for ax, title in zip(axes, ("pitch (MIDI)", "duration (beats, <= 4)", "onset shift (beats, <= 4)")):
         ax.set_title(title)
-        ax.legend()
+        legend(ax)
     fig.suptitle(f"{corpus.root.name}: token histograms ({spb} steps per beat)")
     return save(fig, path)
+
+
+def legend(ax, **kw) -> None:
+    """A legend only where something is labelled (matplotlib warns on an empty one)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kw)
 
 
 def _history_points(history: list[dict], key: str) -> list[tuple]:
@@ -53,7 +59,7 @@ def _step_panel(ax, lines: dict[str, list[tuple]], title: str) -> None:
             ax.plot(*zip(*points), marker=".", label=label)
     ax.set_xlabel("step")
     ax.set_title(title)
-    ax.legend()
+    legend(ax)
     ax.grid(alpha=0.3)
 
 
@@ -163,7 +169,7 @@ def feature_histograms(rows_by_source: dict[str, list[dict]], scalar_features: l
         ax.set_title(name.replace("_", " "))
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
-    axes[0, 0].legend(fontsize=8)
+    legend(axes[0, 0], fontsize=8)
     fig.suptitle("features per chunk: reference (black, filled) against generated")
     fig.tight_layout()
     return save(fig, path)

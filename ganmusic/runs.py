@@ -29,6 +29,10 @@ class RunError(GanmusicError):
     """A run folder that cannot be used (missing, incompatible), with a one-line reason."""
 
 
+class NoBestError(RunError):
+    """`best/` holds nothing yet (stopped before the first validation) while `checkpoints/` does."""
+
+
 def load_run_config(run_dir: str | Path) -> RunConfig:
     path = Path(run_dir) / "config.json"
     if not path.is_file():
@@ -79,6 +83,13 @@ def field_value(config, path: str):
     return config
 
 
+def saved_steps(run_dir: Path) -> list[int]:
+    if not (run_dir / "checkpoints").is_dir():
+        return []
+    with checkpoints.Manager(run_dir / "checkpoints", read_only=True) as manager:
+        return manager.steps()
+
+
 def restore_params(run_dir: str | Path, which: str | int = "best"):
     """`(config, generator params)` of a run: `best`, `last` or a step number."""
     run_dir = Path(run_dir)
@@ -88,7 +99,14 @@ def restore_params(run_dir: str | Path, which: str | int = "best"):
     which = str(which)
     try:
         if which == "best":
-            return config, checkpoints.restore_latest(run_dir / "best", template)
+            try:
+                return config, checkpoints.restore_latest(run_dir / "best", template)
+            except checkpoints.CheckpointError:
+                steps = saved_steps(run_dir)
+                if not steps:
+                    raise
+                raise NoBestError(f"{run_dir}: no best checkpoint yet (training stopped before its first "
+                                  f"validation); the last one (step {steps[-1]}) can be used instead") from None
         with checkpoints.Manager(run_dir / "checkpoints", read_only=True) as manager:
             steps = manager.steps()
             step = steps[-1] if which == "last" and steps else int(which) if which.isdigit() else None

@@ -6,6 +6,7 @@ evaluation and the samples a training run writes (`write_songs`).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
@@ -83,15 +84,28 @@ def song_notes(row, vocab: Vocab, primer_notes: int, bars: int | None, keep_prim
     return notes
 
 
+def fresh_folder(base: Path) -> Path:
+    """`base`, or else `base-2`, `base-3`, ...: the first that does not exist, created here (so two
+    calls never share one)."""
+    base.parent.mkdir(parents=True, exist_ok=True)
+    for k in itertools.count(1):
+        path = base if k == 1 else base.with_name(f"{base.name}-{k}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+
+
 def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, checkpoint: str = "best",
                    num: int = 8, length: int = 768, bars: int | None = None, sampling_config=None,
                    primer: str | Path | None = None, primer_in_output: bool = True, tempo: float = 120.0,
                    png: bool = True, wav: bool = False, seed: int = 0) -> dict:
-    """Sample `num` songs from a run and write them to `out_dir` (default
-    `RUN/samples/CHECKPOINT-sSEED/`): MIDI, piano-roll PNGs (unless `png` is False), WAV if asked,
-    and `summary.json` (settings and per-song metrics), which is also returned, with `out_dir`.
-    `summary.json` is rewritten as songs are written (`"complete": false` until the last), so an
-    interrupted call still says which songs it wrote."""
+    """Sample `num` songs from a run and write them to `out_dir` (default a new folder
+    `RUN/samples/CHECKPOINT-sSEED[-N]/`, never one an earlier call wrote): MIDI, piano-roll PNGs
+    (unless `png` is False), WAV if asked, and `summary.json` (settings and per-song metrics), which
+    is also returned, with `out_dir`. `summary.json` is rewritten as songs are written
+    (`"complete": false` until the last), so an interrupted call still says which songs it wrote."""
     import jax
 
     from ganmusic import metrics, sampling
@@ -108,8 +122,8 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
         if not ok:
             raise GanmusicError(f"{what} {value} is out of range (num 1-{MAX_NUM:,} songs, length 3-{MAX_LENGTH:,} "
                                 f"tokens, bars 1-{MAX_LENGTH // tokens_for_bars(1):,}, tempo 10-400 BPM)")
-    out_dir = Path(out_dir) if out_dir is not None else run_dir / "samples" / f"{checkpoint}-s{seed}"
-    if out_dir.exists() and not out_dir.is_dir():
+    out_dir = Path(out_dir) if out_dir is not None else None
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise GanmusicError(f"{out_dir}: exists and is not a folder; choose another output folder")
     config, params = restore_params(run_dir, checkpoint)
     vocab = Vocab(config.encoding)
@@ -121,6 +135,8 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
     length = tokens_for_bars(bars) if bars is not None else length
     tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num, length,
                              sampling_config, primer=primer_tokens)
+    if out_dir is None:  # created only now that there are songs to write
+        out_dir = fresh_folder(run_dir / "samples" / f"{checkpoint}-s{seed}")
     primer_notes = len(enc.tokens_to_notes(primer_tokens, vocab)) if primer_tokens is not None else 0
     shown_primer = primer_notes if primer_in_output else 0
     rows: list[dict] = []

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
                            TimeRemainingColumn)
 
-console = Console(stderr=True)  # progress and messages on stderr; results on stdout
+console = Console(stderr=True, soft_wrap=True)  # messages on stderr, unwrapped (paths stay whole); results on stdout
 
 PLAIN_EVERY_S = 5.0  # seconds between plain-text progress lines
 

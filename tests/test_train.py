@@ -1,4 +1,5 @@
 import json
+import shutil
 
 import jax
 import numpy as np
@@ -219,3 +220,43 @@ def test_resume_cli_applies_given_options_and_refuses_others(corpus, tmp_path):
     assert refused.returncode == 2 and "generator.layers, lr" in refused.stderr
     assert len(refused.stderr.strip().splitlines()) == 1 and "Traceback" not in refused.stderr
 
+
+
+def test_each_sample_call_gets_a_fresh_folder(finished_run, tmp_path):
+    """A second `sample` call never overwrites or mixes with the first one's files."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run[0], run_dir)
+    first = run_cli("sample", run_dir, "--num", 2, "--length", 30)
+    second = run_cli("sample", run_dir, "--num", 1, "--length", 30, "--top-k", 3)
+    assert first.returncode == 0 and second.returncode == 0, first.stderr + second.stderr
+    a, b = run_dir / "samples" / "best-s0", run_dir / "samples" / "best-s0-2"
+    assert f"{a}/" in " ".join(first.stderr.split()) and f"{b}/" in " ".join(second.stderr.split())
+    assert sorted(p.name for p in a.glob("*.mid")) == ["sample-000.mid", "sample-001.mid"]
+    assert sorted(p.name for p in b.glob("*.mid")) == ["sample-000.mid"]
+    assert len(json.loads((a / "summary.json").read_text())["samples"]) == 2
+    assert json.loads((b / "summary.json").read_text())["sampling"]["top_k"] == 3
+
+
+def test_sample_without_a_best_checkpoint_points_to_the_last(finished_run, tmp_path):
+    """Stopped before the first validation: `best/` is empty, `checkpoints/` is not."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run[0], run_dir)
+    shutil.rmtree(run_dir / "best")
+    (run_dir / "best").mkdir()
+    result = run_cli("sample", run_dir, "--num", 1, "--length", 30)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "--checkpoint last" in result.stderr and "no best checkpoint yet" in result.stderr, result.stderr
+    assert run_cli("sample", run_dir, "--num", 1, "--length", 30, "--checkpoint", "last").returncode == 0
+
+
+def test_training_plot_of_a_run_stopped_early_warns_nothing(tmp_path):
+    """A run stopped before its first validation has no validation points: no empty-legend warning."""
+    import warnings
+
+    from ganmusic import plots
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = plots.training_curves([{"step": 1, "mle_loss": 2.0}], tmp_path / "t.png", "early",
+                                    {"loss": ["mle_loss"], "validation": ["val_nll"]})
+    assert out.stat().st_size > 1000
