@@ -53,7 +53,7 @@ def data_inspect(
     steps_per_beat: int = typer.Option(SPB, help="Quantization grid, steps per beat."),
     melody: bool = typer.Option(MELODY, "--melody/--all-notes", help="Skyline melody or all notes."),
     min_notes: int = typer.Option(8, help="Files with fewer notes are skipped."),
-    out: Path = typer.Option(Path("."), help="Folder for the histogram PNG and the JSON report."),
+    out: Path = typer.Option(Path("reports"), help="Folder for NAME-inspect.png and NAME-inspect.json."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
     workers: Optional[int] = typer.Option(None, help="Parser processes (default: all cores)."),
     seed: int = typer.Option(0, help="Seed of the train/val/test split."),

@@ -149,6 +149,9 @@ def train_gan(
     else:
         config = fresh_config()
         run_dir = root / (name or config.default_name())
+    for what, path in (("DATA", config.data), ("--classifier", config.adv.classifier), ("--init-from", config.init_from)):
+        if path and not Path(path).exists():  # checked before anything is printed or built
+            raise UserError(f"{path}: no such file or folder ({what})")
     console.print(f"{'resuming' if resume else 'training'} {run_dir}")
     summary = train.train_run(config, run_dir, resume=resume)
     if not summary["writer"]:

@@ -65,6 +65,17 @@ def chunk_sequence(tokens: np.ndarray, vocab: Vocab, length: int) -> list[np.nda
     return [np.concatenate([[enc.BOS], p]).astype(np.int32) for p in pieces if len(p)]
 
 
+def warn_short_chunks(name: str, chunks: list[np.ndarray], length: int) -> None:
+    """Say so when most chunks are much shorter than `length` (short source files): their features
+    are then measured on less music than the chunk length says."""
+    notes = sorted((len(c) - 1) // 3 for c in chunks)
+    median = notes[len(notes) // 2]
+    if median < (length // 3) // 2:
+        console.print(f"[yellow]warning:[/] {name}: {len(chunks)} chunks of {notes[0]}-{notes[-1]} notes (median "
+                      f"{median}), much shorter than the {length // 3} notes of a {length}-token chunk: its sources "
+                      "are short; a shorter chunk length compares like with like", highlight=False, soft_wrap=True)
+
+
 # --- building the sources --------------------------------------------------------------------
 
 
@@ -284,6 +295,7 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
             raise EvaluateError(f"{p}: no such folder")
     runs = [p for p in inputs if is_run(p)]
     configs = {p: load_run_config(p) for p in runs}
+    judge = classify.Classifier.load(classifier) if classifier is not None else None  # checked before sampling
     encoding = configs[runs[0]].encoding if runs else EncodingConfig()
     positive = configs[runs[0]].positive if runs else "jazz"
     if against is None:
@@ -323,8 +335,8 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
         source.chunks = [c for s in source.sequences for c in chunk_sequence(s, vocab, length)]
         if not source.chunks:
             raise EvaluateError(f"{source.path}: no notes to measure")
+        warn_short_chunks(source.name, source.chunks, length)
 
-    judge = classify.Classifier.load(classifier) if classifier is not None else None
     for run in runs:
         if judge is not None and configs[run].adv.steps and Path(configs[run].adv.classifier or "").resolve() == judge.path.resolve():
             console.print(f"[yellow]warning:[/] {run} trained against {judge.path}: its jazziness is not an "

@@ -71,6 +71,14 @@ class Parallel:
         if batch_size % parts:
             raise RunError(f"batch size {batch_size} must be divisible by the {parts} devices")
 
+    def describe(self, batch_size: int) -> str:
+        """E.g. `8 cpu devices (cpu), batch 64: 8 per device`."""
+        first = self.devices[0]
+        hosts = f" on each of {jax.process_count()} processes" if jax.process_count() > 1 else ""
+        per_device = batch_size // (self.n * jax.process_count())
+        return (f"{self.n} {first.platform} device{'s' if self.n > 1 else ''} ({first.device_kind}){hosts}, "
+                f"batch {batch_size}: {per_device} per device")
+
     def replicate(self, tree):
         """One copy per device, stacked on a leading axis and laid out one slice per device."""
         sharding = jax.sharding.NamedSharding(jax.sharding.Mesh(np.array(self.devices), (self.axis,)),
@@ -197,6 +205,8 @@ def train_run(config: RunConfig | None, run_dir: str | Path, resume: bool = Fals
     check_vocab(config)
     parallel = Parallel(config.devices)
     parallel.check_batch(config.batch_size)
+    if progress and jax.process_index() == 0:
+        console.print(f"devices: {parallel.describe(config.batch_size)}", highlight=False)
     corpus = corpus or data.load_corpus(config.data, config.encoding, positive=config.positive, progress=progress,
                                         allow_outside=config.allow_outside)
     model = Generator(config.generator)

@@ -199,3 +199,16 @@ def test_real_corpus_is_fully_accounted_for(real_corpus, real_corpus_path):
         assert len({int(s) for s, gg in zip(real_corpus.split, real_corpus.groups) if gg == g}) == 1
     for split in data.SPLITS:
         assert len(real_corpus.indices(split, positive=True)) >= 20
+
+
+def test_data_inspect_writes_its_report_under_reports_not_the_current_folder(tiny_corpus, tmp_path, monkeypatch):
+    from conftest import run_cli as run_in_process
+
+    monkeypatch.setenv("GANMUSIC_CACHE", str(tmp_path / "cache"))
+    work = tmp_path / "work"
+    work.mkdir()
+    result = run_in_process("data", "inspect", tiny_corpus, cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in work.iterdir()) == ["reports"]
+    assert sorted(p.name for p in (work / "reports").iterdir()) == ["corpus-inspect.json", "corpus-inspect.png"]
+    assert "report: reports/corpus-inspect.json" in result.stderr

@@ -131,6 +131,30 @@ def test_user_errors_are_one_line(setup, tmp_path, monkeypatch):
         assert message in result.stderr and "Traceback" not in result.stderr
 
 
+def test_a_missing_classifier_fails_before_sampling(setup, tmp_path, monkeypatch):
+    tmp, _, run_dir, _, _ = setup
+    monkeypatch.setenv("GANMUSIC_CACHE", str(tmp / "cache"))
+
+    def no_sampling(*args, **kwargs):
+        raise AssertionError("sampled before checking the classifier")
+
+    monkeypatch.setattr(evaluate, "sample_run", no_sampling)
+    result = run_cli("evaluate", run_dir, "--classifier", tmp_path / "nope", "--out", tmp_path / "out")
+    assert result.returncode == 2 and "not a classifier folder" in result.stderr, result.stderr
+
+
+def test_sources_much_shorter_than_the_chunk_length_are_reported(setup, tmp_path, monkeypatch):
+    """Files of 48 notes cut into 128-note chunks: a warning with the chunk count and their sizes."""
+    tmp, _, run_dir, _, folder = setup
+    monkeypatch.setenv("GANMUSIC_CACHE", str(tmp / "cache"))
+    result = run_cli("evaluate", run_dir, folder, "--num", "2", "--length", "384", "--out", tmp_path / "out")
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stderr.split())
+    assert "warning: midi: 3 chunks of 48-48 notes (median 48), much shorter than the 128 notes" in text, text
+    fine = run_cli("evaluate", run_dir, folder, "--num", "2", "--length", "48", "--out", tmp_path / "out2")
+    assert fine.returncode == 0 and "much shorter" not in fine.stderr, fine.stderr
+
+
 C7, F7, G7 = (0, 4, 7, 10), (5, 9, 0, 3), (7, 11, 2, 5)
 CHANGES = [("C7", C7), ("F7", F7), ("G7", G7), ("C7", C7)]  # one bar each
 

@@ -114,7 +114,8 @@ MULTI_DEVICE = textwrap.dedent('''
     short = dataclasses.replace(config, mle_steps=2, devices=8,
                                 adv=dataclasses.replace(config.adv, steps=2, sample_every=0))
     summary = train.train_run(short, out + "/run8", progress=False, corpus=corpus)
-    print(json.dumps({"diffs": diffs, "moved": moved, "final_step": summary["step"]}))
+    print(json.dumps({"diffs": diffs, "moved": moved, "final_step": summary["step"],
+                      "described": train.Parallel(8).describe(16)}))
 ''')
 
 
@@ -128,6 +129,7 @@ def test_pmap_on_8_devices_equals_one_device_and_trains(setup, tmp_path):
     assert out["moved"] > 1e-6  # the step did something
     assert out["diffs"]["gen"] < 1e-5 and out["diffs"]["disc"] < 1e-5 and out["diffs"]["mle"] < 1e-5, out
     assert out["final_step"] == 4
+    assert out["described"] == "8 cpu devices (cpu), batch 16: 2 per device"  # what train-gan says up front
 
 
 def test_kill_9_then_resume_continues_without_gaps(setup, tmp_path):

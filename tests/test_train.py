@@ -209,7 +209,9 @@ def test_sample_cli_bars_wav_and_primer(finished_run, corpus, tmp_path):
 def test_resume_cli_applies_given_options_and_refuses_others(corpus, tmp_path):
     args = ["train-gan", str(corpus.root), "--name", "r", "--root", str(tmp_path), "--layers", "16", "--embed-dim", "8",
             "--window", "24", "--batch-size", "4", "--mle-steps", "4", "--eval-every", "2", "--checkpoint-every", "2"]
-    assert run_cli(*args).returncode == 0
+    first = run_cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert "devices: 1 cpu device (cpu), batch 4: 4 per device" in first.stderr, first.stderr
     more = run_cli("train-gan", str(corpus.root), "--name", "r", "--root", str(tmp_path), "--resume",
                    "--mle-steps", "6")
     assert more.returncode == 0, more.stderr
@@ -260,3 +262,12 @@ def test_training_plot_of_a_run_stopped_early_warns_nothing(tmp_path):
         out = plots.training_curves([{"step": 1, "mle_loss": 2.0}], tmp_path / "t.png", "early",
                                     {"loss": ["mle_loss"], "validation": ["val_nll"]})
     assert out.stat().st_size > 1000
+
+
+def test_train_gan_checks_its_inputs_before_it_starts(corpus, tmp_path):
+    for args, message in [((tmp_path / "nope",), "nope: no such file or folder (DATA)"),
+                          ((corpus.root, "--adv-steps", 2, "--classifier", tmp_path / "noclf"),
+                           "noclf: no such file or folder (--classifier)")]:
+        result = run_cli("train-gan", *args, "--root", tmp_path / "runs")
+        assert result.returncode == 2 and message in result.stderr, result.stderr
+        assert "training" not in result.stderr and not (tmp_path / "runs").exists()
