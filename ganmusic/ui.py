@@ -48,17 +48,17 @@ class PlainProgress:
 
     def __init__(self, description: str, total: int, every: float = PLAIN_EVERY_S, clock=time.monotonic):
         self.description, self.total, self.every, self.clock = description, total, every, clock
-        self.done = self.base = 0  # base: steps done before this process began (a resumed run)
+        self.done = self.base = 0  # the rate counts steps after `base`, timed from `start`
         self.status = ""
-        self.start = clock()
-        self.calls = 0
+        self.began = self.start = clock()
+        self.calls, self.timed = 0, False
         self.last_line = None
         self.last_done = None
 
     def line(self) -> str:
-        elapsed = self.clock() - self.start
-        made = self.done - self.base
-        rate = made / elapsed if elapsed > 0 and made > 0 else 0.0
+        now = self.clock()
+        made, elapsed = self.done - self.base, now - self.began
+        rate = made / (now - self.start) if now > self.start and made > 0 else 0.0
         pct = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
         parts = [f"{self.description}: {self.done}/{self.total}{pct}"]
         if rate:
@@ -80,8 +80,10 @@ class PlainProgress:
         if status:
             self.status = status
         if self.calls == 1 and n != 1:  # `advance(start)`: where a resumed run starts, not progress
-            self.base, self.start = self.done, self.clock()
+            self.base = self.done
             return
+        if not self.timed:  # the first step includes compilation: the rate is timed from after it
+            self.timed, self.base, self.start = True, self.done, self.clock()
         if self.last_line is None or self.clock() - self.last_line >= self.every:
             self.emit()
 
