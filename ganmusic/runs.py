@@ -83,10 +83,10 @@ def field_value(config, path: str):
     return config
 
 
-def saved_steps(run_dir: Path) -> list[int]:
-    if not (run_dir / "checkpoints").is_dir():
+def saved_steps(run_dir: Path, folder: str = "checkpoints") -> list[int]:
+    if not (run_dir / folder).is_dir():
         return []
-    with checkpoints.Manager(run_dir / "checkpoints", read_only=True) as manager:
+    with checkpoints.Manager(run_dir / folder, read_only=True) as manager:
         return manager.steps()
 
 
@@ -103,7 +103,7 @@ def restore_params(run_dir: str | Path, which: str | int = "best"):
                 return config, checkpoints.restore_latest(run_dir / "best", template)
             except checkpoints.CheckpointError:
                 steps = saved_steps(run_dir)
-                if not steps:
+                if not steps or saved_steps(run_dir, "best"):  # best/ is not empty: unreadable, not absent
                     raise
                 raise NoBestError(f"{run_dir}: no best checkpoint yet (training stopped before its first "
                                   f"validation); the last one (step {steps[-1]}) can be used instead") from None
