@@ -31,8 +31,10 @@ def _type_tag(self, ctx):
     return None if self.is_flag else _typer_type_tag(self, ctx)
 
 
-_typer_type_tag = typer.core.TyperOption.display_type_rich
-typer.core.TyperOption.display_type_rich = _type_tag
+# A private hook of recent typer (0.29); older releases draw no such tag and are left alone.
+_typer_type_tag = getattr(typer.core.TyperOption, "display_type_rich", None)
+if _typer_type_tag is not None:
+    typer.core.TyperOption.display_type_rich = _type_tag
 
 
 class UserError(GanmusicError):
