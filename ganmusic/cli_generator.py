@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 from pathlib import Path
 from typing import Optional
 
@@ -155,8 +156,11 @@ def train_gan(
     console.print(f"{'resuming' if resume else 'training'} {run_dir}")
     summary = train.train_run(config, run_dir, resume=resume)
     if not summary["writer"]:
-        console.print(f"process {jax.process_index()} of {jax.process_count()} finished at step {summary['step']}; "
-                      f"process 0 wrote {run_dir}/")
+        console.print(f"process {jax.process_index()} of {jax.process_count()} "
+                      f"{'stopped by ' + summary['stopped_by'] if summary['stopped_early'] else 'finished'} at step "
+                      f"{summary['step']}; process 0 wrote {run_dir}/")
+        if summary["stopped_early"]:
+            raise typer.Exit(128 + signal.Signals[summary["stopped_by"]].value)
         return
     last = summary["last"] or {}
     table = Table(title=f"{run_dir} at step {summary['step']}")
@@ -168,10 +172,14 @@ def train_gan(
         table.add_row("last validation perplexity", f"{last['val_perplexity']:.2f}")
         table.add_row("tokens/s", f"{last['tokens_per_second']:.0f}")
     print_result(table)
-    if summary["stopped_early"]:
-        console.print(f"stopped by signal; checkpoint saved. Continue with: ganmusic train-gan {data_path} "
-                      f"--name {run_dir.name} --root {root} --resume")
     console.print(f"wrote {run_dir}/ (config.json, checkpoints/, best/, metrics.jsonl, training.png)")
+    if summary["stopped_early"]:
+        # Not finished: exit as a process stopped by that signal does (130 SIGINT, 143 SIGTERM),
+        # so scripts, schedulers and tests never take the run as complete.
+        console.print(f"stopped by {summary['stopped_by']} at step {summary['step']}; checkpoint saved. Continue "
+                      f"with: ganmusic train-gan {data_path} --name {run_dir.name} --root {root} --resume",
+                      soft_wrap=True)
+        raise typer.Exit(128 + signal.Signals[summary["stopped_by"]].value)
 
 
 @user_errors

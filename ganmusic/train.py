@@ -31,9 +31,11 @@ from ganmusic.ui import console, maybe_progress
 
 @dataclass
 class StopFlag:
-    """Set by SIGINT/SIGTERM: the loop saves a checkpoint and returns cleanly."""
+    """Set by SIGINT/SIGTERM: the loop saves a checkpoint and returns cleanly, saying which
+    signal stopped it (`summary["stopped_by"]`), so a caller never takes the run as finished."""
 
     raised: bool = False
+    signum: int | None = None
 
     def __enter__(self):
         self._old = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -41,6 +43,7 @@ class StopFlag:
 
     def _handle(self, signum, frame):
         self.raised = True
+        self.signum = signum
 
     def __exit__(self, *exc):
         for s, handler in self._old.items():
@@ -192,7 +195,8 @@ def train_run(config: RunConfig | None, run_dir: str | Path, resume: bool = Fals
               corpus: data.Corpus | None = None) -> dict:
     """Train (or resume) a run: the MLE phase, then the adversarial phase when `config.adv.steps`.
     On resume, `config` may change what `runs.RESUMABLE` allows (None: the saved config as is).
-    Returns a summary with validation NLL and the unigram baseline."""
+    Returns a summary with validation NLL and the unigram baseline; after SIGINT/SIGTERM the
+    run stops at a saved checkpoint with `stopped_early` True and `stopped_by` the signal's name."""
     run_dir = Path(run_dir)
     if resume:
         config = resumed(load_run_config(run_dir), config, run_dir)
@@ -272,7 +276,7 @@ def train_run(config: RunConfig | None, run_dir: str | Path, resume: bool = Fals
                         if "val_nll" in r and r.get("phase") == phase_of(start + 1)], default=math.inf)
         replicated = parallel.replicate(state)
         sums, count, tokens_seen, t0 = {}, 0, 0, time.perf_counter()
-        summary = {"stopped_early": False}
+        summary = {"stopped_early": False, "stopped_by": None}
         with maybe_progress(progress, "training generator", config.total_steps) as advance:
             advance(start)
             for step in range(start + 1, config.total_steps + 1):
@@ -322,7 +326,7 @@ def train_run(config: RunConfig | None, run_dir: str | Path, resume: bool = Fals
                                or stop.raised):
                     manager.save(step, parallel.unreplicate(replicated))
                 if stop.raised:
-                    summary["stopped_early"] = True
+                    summary.update(stopped_early=True, stopped_by=signal.Signals(stop.signum).name)
                     break
         state = parallel.unreplicate(replicated)
     rows = MetricsLog.read(run_dir / "metrics.jsonl") if writer else []

@@ -271,3 +271,29 @@ def test_train_gan_checks_its_inputs_before_it_starts(corpus, tmp_path):
         result = run_cli("train-gan", *args, "--root", tmp_path / "runs")
         assert result.returncode == 2 and message in result.stderr, result.stderr
         assert "training" not in result.stderr and not (tmp_path / "runs").exists()
+
+
+def test_a_signal_stops_the_run_at_a_checkpoint_and_the_cli_says_it_did_not_finish(corpus, tmp_path, monkeypatch):
+    """SIGTERM (a scheduler, `timeout`) saves the step reached; the CLI exits 143 with the resume
+    command, never 0: a stopped run must not pass for a finished one."""
+    import os
+    import signal
+
+    real_batch = windows.WindowSampler.batch
+
+    def terminate_at_step_6(self, k):
+        if k == 6:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_batch(self, k)
+
+    args = ["train-gan", str(corpus.root), "--name", "t", "--root", str(tmp_path), "--layers", "16", "--embed-dim", "8",
+            "--window", "24", "--batch-size", "4", "--mle-steps", "8", "--eval-every", "4", "--checkpoint-every", "4"]
+    monkeypatch.setattr(windows.WindowSampler, "batch", terminate_at_step_6)
+    stopped = run_cli(*args)
+    monkeypatch.setattr(windows.WindowSampler, "batch", real_batch)
+    assert stopped.returncode == 128 + signal.SIGTERM, stopped.stderr
+    assert "stopped by SIGTERM at step 6" in stopped.stderr and "--resume" in stopped.stderr
+    assert [r["step"] for r in runs.MetricsLog.read(tmp_path / "t" / "metrics.jsonl")] == [4]
+    again = run_cli(*args, "--resume")
+    assert again.returncode == 0, again.stderr
+    assert [r["step"] for r in runs.MetricsLog.read(tmp_path / "t" / "metrics.jsonl")] == [4, 8]
