@@ -52,17 +52,24 @@ def test_run_folder_contents_and_learning(finished_run):
     assert runs.load_run_config(run_dir) == tiny_config(runs.load_run_config(run_dir).data)
 
 
-def test_resume_after_a_crash_matches_an_uninterrupted_run(corpus, finished_run, tmp_path, monkeypatch):
-    full_dir, _ = finished_run
-    run_dir = tmp_path / "crashed"
+def crash_batches_at(monkeypatch, step: int):
+    """Make batch `step` raise, as a crash in the middle of training would; returns the real
+    batch method to put back."""
     real_batch = windows.WindowSampler.batch
 
-    def crash_at_step_10(self, k):
-        if k == 10:
+    def crashing(self, k):
+        if k == step:
             raise RuntimeError("simulated crash")
         return real_batch(self, k)
 
-    monkeypatch.setattr(windows.WindowSampler, "batch", crash_at_step_10)
+    monkeypatch.setattr(windows.WindowSampler, "batch", crashing)
+    return real_batch
+
+
+def test_resume_after_a_crash_matches_an_uninterrupted_run(corpus, finished_run, tmp_path, monkeypatch):
+    full_dir, _ = finished_run
+    run_dir = tmp_path / "crashed"
+    real_batch = crash_batches_at(monkeypatch, 10)
     with pytest.raises(RuntimeError, match="simulated crash"):
         train.train_run(tiny_config(corpus.root), run_dir, progress=False, corpus=corpus)
     monkeypatch.setattr(windows.WindowSampler, "batch", real_batch)
@@ -90,14 +97,7 @@ def test_a_checkpoint_written_on_one_lstm_path_restores_on_the_other(corpus, fin
     # Trained on the cuDNN layout up to a crash at step 10 (checkpoint of step 8), resumed on the scan.
     chosen = []
     monkeypatch.setattr(models, "default_lstm_path", lambda: chosen.append("reference") or "reference")
-    real_batch = windows.WindowSampler.batch
-
-    def crash_at_step_10(self, k):
-        if k == 10:
-            raise RuntimeError("simulated crash")
-        return real_batch(self, k)
-
-    monkeypatch.setattr(windows.WindowSampler, "batch", crash_at_step_10)
+    real_batch = crash_batches_at(monkeypatch, 10)
     run_dir = tmp_path / "across"
     with pytest.raises(RuntimeError, match="simulated crash"):
         train.train_run(tiny_config(corpus.root), run_dir, progress=False, corpus=corpus)
