@@ -80,6 +80,15 @@ def again(cwd: Path, *args):
     return second
 
 
+def corpus_and_finished(tmp_path_factory, prefix: str, *command) -> Path:
+    """A folder holding the tiny corpus and what `command` wrote when it ran to the end."""
+    cwd = tmp_path_factory.mktemp(prefix)
+    make_tiny_corpus(cwd / "corpus")
+    result = run_cli(*command, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    return cwd
+
+
 GAN = ["--layers", "16", "--embed-dim", "8", "--window", "24", "--batch-size", "4", "--mle-steps", "8",
        "--eval-every", "4", "--checkpoint-every", "4", "--lr", "5e-3", "--seed", "3"]
 
@@ -87,11 +96,7 @@ GAN = ["--layers", "16", "--embed-dim", "8", "--window", "24", "--batch-size", "
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     """A corpus and one uninterrupted run to compare every interrupted one with."""
-    cwd = tmp_path_factory.mktemp("kill")
-    make_tiny_corpus(cwd / "corpus")
-    result = run_cli("train-gan", "corpus", "--name", "reference", *GAN, cwd=cwd)
-    assert result.returncode == 0, result.stderr
-    return cwd
+    return corpus_and_finished(tmp_path_factory, "kill", "train-gan", "corpus", "--name", "reference", *GAN)
 
 
 def val_curve(run_dir: Path) -> list[tuple]:
@@ -126,11 +131,8 @@ CLASSIFIER = ["--window", "24", "--steps", "6", "--batch-size", "8", "--hidden",
 @pytest.fixture(scope="module")
 def older_classifier(tmp_path_factory):
     """A corpus and a finished classifier, `classifiers/older`, copied into each test's folder."""
-    cwd = tmp_path_factory.mktemp("clf")
-    make_tiny_corpus(cwd / "corpus")
-    first = run_cli("train-classifier", "corpus", "--name", "older", *CLASSIFIER, cwd=cwd)
-    assert first.returncode == 0, first.stderr
-    return cwd
+    return corpus_and_finished(tmp_path_factory, "clf", "train-classifier", "corpus", "--name", "older",
+                               *CLASSIFIER)
 
 
 @pytest.mark.parametrize("point", ["batch=3", "final_rename"], ids=["mid_training", "during_final_rename"])
