@@ -116,9 +116,11 @@ class Knobs(NamedTuple):
                    jnp.asarray(sampling.allow_eos))
 
 
-def choose_tokens(logits, bias, noise, knobs: Knobs, top_k: int = 0):
+def choose_tokens(logits, bias, noise, knobs: Knobs, top_k: int = 0, nucleus: bool = False):
     """One sampling decision: logits [B, V], this step's `GrammarTables.bias` rows [B, V] and
-    `step_noise` -> ids [B] int32."""
+    `step_noise` -> ids [B] int32. `top_k` and `nucleus` (whether `knobs.top_p` filters) are
+    static: a step without them has no sort and no branch (on a GPU a traced branch costs a
+    device-to-host read of its predicate every step)."""
     logits = logits.astype(jnp.float32) + bias  # grammar mask and repetition penalty
     greedy = jnp.argmax(logits, axis=-1)
 
@@ -127,7 +129,7 @@ def choose_tokens(logits, bias, noise, knobs: Knobs, top_k: int = 0):
         kth = jax.lax.top_k(scaled, top_k)[0][..., -1:]
         scaled = jnp.where(scaled >= kth, scaled, -jnp.inf)
 
-    def nucleus(scaled):  # keep the best tokens until the mass before them reaches top_p
+    def keep_nucleus(scaled):  # keep the best tokens until the mass before them reaches top_p
         ordered = jnp.sort(scaled, axis=-1)[..., ::-1]
         probs = jax.nn.softmax(ordered, axis=-1)
         before = jnp.cumsum(probs, axis=-1) - probs
@@ -135,20 +137,20 @@ def choose_tokens(logits, bias, noise, knobs: Knobs, top_k: int = 0):
         cutoff = jnp.take_along_axis(ordered, kept - 1, axis=-1)
         return jnp.where(scaled >= cutoff, scaled, -jnp.inf)
 
-    # Only with top_p < 1 does a step sort; otherwise the draw is the Gumbel-max alone.
-    scaled = jax.lax.cond(knobs.top_p < 1.0, nucleus, lambda x: x, scaled)
+    if nucleus:
+        scaled = keep_nucleus(scaled)
 
     gumbel, uniform = noise
     sampled = jnp.argmax(scaled + gumbel, axis=-1)  # = jax.random.categorical(key, scaled)
     return jnp.where(uniform < knobs.argmax_mix, greedy, sampled).astype(jnp.int32)
 
 
-def _step(params, gen_config, encoding_config, top_k, knobs, bias, state, noise):
+def _step(params, gen_config, encoding_config, filters, knobs, bias, state, noise):
     """Feed the current token, choose the next: the loop body of both samplers. `state` is
     (network carry, grammar table index, token); `bias` is `GrammarTables.bias(knobs)`."""
     carry, gstate, token = state
     carry, logits = Generator(gen_config).apply({"params": params}, carry, token, method="step")
-    token = choose_tokens(logits, bias[gstate], noise, knobs, top_k)
+    token = choose_tokens(logits, bias[gstate], noise, knobs, *filters)
     gstate = jnp.asarray(_tables(encoding_config).next_state)[gstate, token]
     return (carry, gstate, token), token
 
@@ -165,11 +167,16 @@ def _warm(params, gen_config, primer):
     return jax.lax.scan(body, carry, primer[:, :-1].T)[0]
 
 
-@functools.partial(jax.jit, static_argnames=("gen_config", "encoding_config", "top_k", "length"))
-def _sample_scan(params, gen_config, encoding_config, top_k, knobs, state, rng, length):
+def static_filters(sampling: SamplingConfig) -> tuple[int, bool]:
+    """The static part of the settings: (top_k, whether top_p filters)."""
+    return sampling.top_k, sampling.top_p < 1.0
+
+
+@functools.partial(jax.jit, static_argnames=("gen_config", "encoding_config", "filters", "length"))
+def _sample_scan(params, gen_config, encoding_config, filters, knobs, state, rng, length):
     num, vocab_size = state[2].shape[0], gen_config.vocab_size
     bias = _tables(encoding_config).bias(knobs)
-    body = functools.partial(_step, params, gen_config, encoding_config, top_k, knobs, bias)
+    body = functools.partial(_step, params, gen_config, encoding_config, filters, knobs, bias)
     noise = jax.vmap(functools.partial(step_noise, rng, num=num, vocab_size=vocab_size))
 
     def run(state, steps):  # a chunk of steps: their noise at once, then the recurrence
@@ -186,10 +193,10 @@ def _sample_scan(params, gen_config, encoding_config, top_k, knobs, state, rng, 
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2, 3))
-def _step_jit(params, gen_config, encoding_config, top_k, knobs, state, rng, t):
+def _step_jit(params, gen_config, encoding_config, filters, knobs, state, rng, t):
     noise = step_noise(rng, t, state[2].shape[0], gen_config.vocab_size)
     bias = _tables(encoding_config).bias(knobs)
-    return _step(params, gen_config, encoding_config, top_k, knobs, bias, state, noise)
+    return _step(params, gen_config, encoding_config, filters, knobs, bias, state, noise)
 
 
 def _start(params, gen_config, encoding_config, num, primer):
@@ -218,11 +225,11 @@ def sample(params, gen_config: GeneratorConfig, encoding_config: EncodingConfig,
            length: int, sampling: SamplingConfig = SamplingConfig(), primer=None) -> np.ndarray:
     """`num` sequences: the primer (default `[BOS]`) then `length` sampled tokens, int32
     `[num, len(primer) + length]`. One compiled scan over the steps, compiled once per shapes,
-    model and encoding configs and `top_k`; the other sampling settings are traced values."""
+    model and encoding configs and `filters`; the other sampling settings are traced values."""
     primer, state = _start(params, gen_config, encoding_config, num, primer)
     if length <= 0:
         return np.array(primer)
-    tokens = _sample_scan(params, gen_config, encoding_config, sampling.top_k, Knobs.of(sampling),
+    tokens = _sample_scan(params, gen_config, encoding_config, static_filters(sampling), Knobs.of(sampling),
                           state, rng, int(length))
     return np.concatenate([primer, np.asarray(tokens)], axis=1).astype(np.int32)
 
@@ -234,7 +241,7 @@ def sample_python_loop(params, gen_config: GeneratorConfig, encoding_config: Enc
     primer, state = _start(params, gen_config, encoding_config, num, primer)
     out, knobs = [], Knobs.of(sampling)
     for t in range(int(length)):
-        state, token = _step_jit(params, gen_config, encoding_config, sampling.top_k, knobs, state, rng, t)
+        state, token = _step_jit(params, gen_config, encoding_config, static_filters(sampling), knobs, state, rng, t)
         out.append(token)
     if not out:
         return np.array(primer)

@@ -6,12 +6,16 @@ evaluation and the samples a training run writes (`write_songs`).
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import itertools
+import multiprocessing
 import json
 import os
 import time
 import wave
-from dataclasses import asdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -100,15 +104,16 @@ def fresh_folder(base: Path) -> Path:
 def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, checkpoint: str = "best",
                    num: int = 8, length: int = 768, bars: int | None = None, sampling_config=None,
                    primer: str | Path | None = None, primer_in_output: bool = True, tempo: float = 120.0,
-                   png: bool = True, wav: bool = False, seed: int = 0) -> dict:
+                   png: bool = True, wav: bool = False, seed: int = 0, workers: int | None = None) -> dict:
     """Sample `num` songs from a run and write them to `out_dir` (default a new folder
     `RUN/samples/CHECKPOINT-sSEED[-N]/`, never one an earlier call wrote): MIDI, piano-roll PNGs
     (unless `png` is False), WAV if asked, and `summary.json` (settings and per-song metrics), which
-    is also returned, with `out_dir`. `summary.json` is rewritten as songs are written
+    is also returned, with `out_dir`. Songs are written by `song_writers` processes where there
+    are many (`workers`: see there). `summary.json` is rewritten as songs are written
     (`"complete": false` until the last), so an interrupted call still says which songs it wrote."""
     import jax
 
-    from ganmusic import metrics, sampling
+    from ganmusic import sampling
     from ganmusic.runs import restore_params
 
     from ganmusic.configs import check_seed
@@ -133,29 +138,86 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
         if len(primer_tokens) < 2:
             raise GanmusicError(f"{primer}: the primer has no usable notes")
     length = tokens_for_bars(bars) if bars is not None else length
-    tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num, length,
-                             sampling_config, primer=primer_tokens)
-    if out_dir is None:  # created only now that there are songs to write
-        out_dir = fresh_folder(run_dir / "samples" / f"{checkpoint}-s{seed}")
-    primer_notes = len(enc.tokens_to_notes(primer_tokens, vocab)) if primer_tokens is not None else 0
-    shown_primer = primer_notes if primer_in_output else 0
-    rows: list[dict] = []
-    summary = {"run": str(run_dir), "checkpoint": str(checkpoint), "seed": seed, "sampling": asdict(sampling_config),
-               "num": num, "complete": False, "samples": rows}
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_summary(out_dir, summary)
-    last_write = time.monotonic()
-    for k, row in enumerate(np.asarray(tokens)):
-        notes = song_notes(row, vocab, primer_notes, bars, keep_primer=primer_in_output or primer is None)
-        path = write_song(notes, config.encoding, out_dir / f"sample-{k:03d}.mid", tempo, png=png, wav=wav,
-                          title=f"{run_dir.name} sample-{k:03d}", primer_notes=shown_primer)
-        rows.append({"file": str(path), **metrics.summary(notes, config.encoding.steps_per_beat, tempo)})
-        if time.monotonic() - last_write > 1.0:  # at most about once a second: cheap for thousands of songs
-            write_summary(out_dir, summary)
-            last_write = time.monotonic()
+    with song_writers(num, workers) as pool:  # started now: their imports overlap the sampling
+        tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num, length,
+                                 sampling_config, primer=primer_tokens)
+        if out_dir is None:  # created only now that there are songs to write
+            out_dir = fresh_folder(run_dir / "samples" / f"{checkpoint}-s{seed}")
+        primer_notes = len(enc.tokens_to_notes(primer_tokens, vocab)) if primer_tokens is not None else 0
+        rows: list[dict] = []
+        summary = {"run": str(run_dir), "checkpoint": str(checkpoint), "seed": seed,
+                   "sampling": asdict(sampling_config), "num": num, "complete": False, "samples": rows}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_summary(out_dir, summary)
+        last_write = time.monotonic()
+        song = SongJob(config.encoding, primer_notes, primer_notes if primer_in_output else 0, bars,
+                       primer_in_output or primer is None, tempo, png, wav, run_dir.name)
+        jobs = ((row, out_dir / f"sample-{k:03d}.mid") for k, row in enumerate(np.asarray(tokens)))
+        for row in (pool.map(song, jobs, chunksize=4) if pool else map(song, jobs)):
+            rows.append(row)
+            if time.monotonic() - last_write > 1.0:  # at most about once a second: cheap for thousands of songs
+                write_summary(out_dir, summary)
+                last_write = time.monotonic()
     summary["complete"] = True
     write_summary(out_dir, summary)
     return {**summary, "out_dir": str(out_dir)}
+
+
+@dataclass(frozen=True)
+class SongJob:
+    """Writes one sampled row as a song (MIDI, PNG, WAV) and returns its summary row; a plain
+    picklable callable, so writer processes can run it."""
+
+    encoding: EncodingConfig
+    primer_notes: int
+    shown_primer: int
+    bars: int | None
+    keep_primer: bool
+    tempo: float
+    png: bool
+    wav: bool
+    title: str
+
+    def __call__(self, job) -> dict:
+        from ganmusic import metrics
+
+        row, path = job
+        notes = song_notes(row, _vocab(self.encoding), self.primer_notes, self.bars, self.keep_primer)
+        path = write_song(notes, self.encoding, path, self.tempo, png=self.png, wav=self.wav,
+                          title=f"{self.title} {Path(path).stem}", primer_notes=self.shown_primer)
+        return {"file": str(path), **metrics.summary(notes, self.encoding.steps_per_beat, self.tempo)}
+
+
+@functools.lru_cache(maxsize=4)
+def _vocab(encoding: EncodingConfig) -> Vocab:
+    return Vocab(encoding)
+
+
+def _import_writers() -> None:
+    """A writer process's first task: the imports a song needs, done while the parent samples."""
+    from ganmusic import metrics, plots  # noqa: F401
+
+
+@contextlib.contextmanager
+def song_writers(num: int, workers: int | None = None):
+    """A pool of writer processes for `num` songs, or None where one process is as fast: writing
+    a song (pretty_midi's MIDI writer, the PNG) costs 10-40 ms of pure Python, so on a many-core
+    machine the songs, not the sampling, would take most of the time. `workers=None`: one per
+    core, up to 16, and none below 32 songs (a worker's start-up costs about a second). Spawned,
+    not forked: forking a process that runs JAX's threads can deadlock."""
+    if workers is None:
+        workers = min(os.cpu_count() or 1, 16) if num >= 32 else 0
+    workers = min(workers, num)
+    if workers < 2:
+        yield None
+        return
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    try:
+        for _ in range(workers):
+            pool.submit(_import_writers)  # a failed import shows again on the real jobs
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def write_summary(out_dir: Path, summary: dict) -> None:

@@ -1,5 +1,6 @@
 import json
 import shutil
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -162,6 +163,23 @@ def test_sample_cli_no_png(finished_run, tmp_path):
     result = run_cli("sample", run_dir, "--num", 2, "--length", 30, "--no-png", "--out", out)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == ["sample-000.mid", "sample-001.mid", "summary.json"]
+
+
+def test_writer_processes_write_the_same_songs_as_one_process(finished_run, tmp_path):
+    """`generate_songs` with two spawned writer processes: the same files, byte for byte, and
+    the same summary rows, in order, as written in the calling process."""
+    from ganmusic import songs
+
+    run_dir, _ = finished_run
+    outs = {w: songs.generate_songs(str(run_dir), tmp_path / f"w{w}", num=5, length=60, seed=3, workers=w)
+            for w in (0, 2)}
+    files = sorted(p.name for p in (tmp_path / "w0").iterdir() if p.suffix in (".mid", ".png"))
+    assert len(files) == 10 and files == sorted(p.name for p in (tmp_path / "w2").iterdir() if p.suffix != ".json")
+    for name in files:
+        assert (tmp_path / "w0" / name).read_bytes() == (tmp_path / "w2" / name).read_bytes(), name
+    rows = {w: [{k: v for k, v in r.items() if k != "file"} for r in out["samples"]] for w, out in outs.items()}
+    assert rows[0] == rows[2] and [Path(r["file"]).name for r in outs[2]["samples"]] == files[::2]
+    assert outs[2]["complete"]
 
 
 def test_sample_cli_errors_are_one_line(finished_run, tmp_path):

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Every GPU measurement of the speed issue in one go, for a lent GPU machine with jax[cuda],
+# torch and pytest but without pretty_midi/mido/importlib_resources: those come from PKGS (pure
+# Python, copied from a local venv), the shared data from DATA. Logs and result JSON go to OUT.
+# RUN (optional) is a trained run for the songs timing (else songs_bench trains one).
+#   PKGS=.devpkgs DATA=.devdata RUN=.devrun/songs-bench OUT=/tmp/out bash benchmarks/gpu_run.sh
+set -u
+OUT=${OUT:-/tmp/gpu-out}; PKGS=${PKGS:-.devpkgs}; DATA=${DATA:-.devdata}
+mkdir -p "$OUT"
+export PYTHONPATH="$PWD:$PWD/$PKGS" PYTHONUNBUFFERED=1
+export GANMUSIC_BENCH_DATA="$PWD/$DATA/jazz-vs-folk" GANMUSIC_TEST_DATA="$PWD/$DATA/jazz-vs-folk"
+export GANMUSIC_CACHE=/tmp/ganmusic-cache
+step() {  # step NAME SECONDS COMMAND...: one measurement, its own log, a hang costs only its limit
+  local name=$1 limit=$2; shift 2
+  local t0=$(date +%s)
+  echo "=== $name (limit ${limit}s)"
+  timeout "$limit" "$@" > "$OUT/$name.log" 2>&1
+  local rc=$?
+  echo "=== $name: rc $rc in $(( $(date +%s) - t0 )) s"; tail -n 25 "$OUT/$name.log"
+}
+nvidia-smi -L
+python3 -c "import jax, torch; print('jax', jax.__version__, jax.devices(), 'torch', torch.__version__, torch.cuda.is_available())"
+step equality 60 python3 -m pytest -q -p no:cacheprovider tests/test_generator.py -k "cudnn or lstm_path or checkpoint_written"
+step train_bench 200 python3 benchmarks/train_bench.py --cache-dir /tmp/ganmusic-cache --steps 20 --rounds 2
+step sample_bench 90 python3 benchmarks/sample_bench.py
+step songs_bench 150 python3 benchmarks/songs_bench.py --rounds 1 ${RUN:+--run "$RUN"}
+tar czf "$OUT/results.tgz" benchmarks/results

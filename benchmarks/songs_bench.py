@@ -1,0 +1,125 @@
+"""`ganmusic sample --num 256 --length 768` end to end against the generation alone.
+
+Three fresh processes, on JAX's default device, one after the other (their order rotates each
+round so that other load on a shared machine falls on all alike):
+
+- **end to end**: `python -m ganmusic sample RUN --num 256 --length 768 --out DIR`, from process
+  start to its exit (imports, restore, compile, sampling, every MIDI and PNG, summary.json);
+- **end to end, --no-png**: the same without piano rolls;
+- **generation alone**: a process that restores the same checkpoint and calls
+  `sampling.sample` for the same 256 x 768 tokens; the time of that call, compile included, as
+  the command pays it (its warm time, a second call, is reported beside it).
+
+The headline is end to end / generation alone; target <= 2x. The run is RUN (`--run`), or else
+a fresh one trained for a few MLE steps with the default generator (2x256 LSTM) on the shared
+jazz-vs-folk data: the timing needs a real checkpoint of the default size, not a good one.
+
+    python benchmarks/songs_bench.py [--run runs/NAME] [--rounds 2] [--num 256] [--length 768]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import REPO, data_path, report  # noqa: E402
+
+TRAIN_STEPS = 20
+
+GENERATE = r"""
+import json, sys, time
+t0 = time.perf_counter()
+import jax
+from ganmusic import sampling
+from ganmusic.runs import restore_params
+run, num, length = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+config, params = restore_params(run, "best")
+t1 = time.perf_counter()
+times = []
+for seed in (0, 1):
+    t = time.perf_counter()
+    tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num, length,
+                             sampling.SamplingConfig())
+    jax.block_until_ready(tokens)
+    times.append(time.perf_counter() - t)
+print(json.dumps({"imports_and_restore": t1 - t0, "generation": times[0], "generation_warm": times[1],
+                  "device": str(jax.devices()[0])}))
+"""
+
+
+def timed(command: list[str]) -> tuple[float, str]:
+    t = time.perf_counter()
+    out = subprocess.run(command, capture_output=True, text=True, cwd=REPO)
+    seconds = time.perf_counter() - t
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed ({out.returncode}):\n{out.stderr[-2000:]}")
+    return seconds, out.stdout
+
+
+def train_run(root: Path) -> Path:
+    command = [sys.executable, "-m", "ganmusic", "train-gan", str(data_path()), "--root", str(root),
+               "--name", "songs-bench", "--mle-steps", str(TRAIN_STEPS), "--eval-every", "10", "--checkpoint-every", "10",
+               "--seed", "0"]
+    seconds, _ = timed(command)
+    print(f"trained a {TRAIN_STEPS}-step run for the timing in {seconds:.0f} s")
+    return root / "songs-bench"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--run", type=Path)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--num", type=int, default=256)
+    parser.add_argument("--length", type=int, default=768)
+    args = parser.parse_args()
+
+    scratch = Path(tempfile.mkdtemp(prefix="songs-bench-"))
+    run = args.run or train_run(scratch)
+    sample = [sys.executable, "-m", "ganmusic", "sample", str(run), "--num", str(args.num),
+              "--length", str(args.length), "--seed", "0"]
+    sides = {
+        "end to end": lambda k: timed(sample + ["--out", str(scratch / f"png-{k}")])[0],
+        "end to end, --no-png": lambda k: timed(sample + ["--no-png", "--out", str(scratch / f"nopng-{k}")])[0],
+        "generation alone": lambda k: json.loads(timed([sys.executable, "-c", GENERATE, str(run), str(args.num),
+                                                        str(args.length)])[1].splitlines()[-1]),
+    }
+    results: dict[str, list] = {name: [] for name in sides}
+    names = list(sides)
+    for k in range(args.rounds):
+        for name in names[k % 3:] + names[:k % 3]:
+            results[name].append(sides[name](k))
+            print(f"round {k}: {name}: {results[name][-1]}", flush=True)
+
+    songs = len(list((scratch / "png-0").glob("*.mid")))
+    pngs = len(list((scratch / "png-0").glob("*.png")))
+    generation = min(r["generation"] for r in results["generation alone"])
+    warm = min(r["generation_warm"] for r in results["generation alone"])
+    setup = min(r["imports_and_restore"] for r in results["generation alone"])
+    e2e, e2e_nopng = min(results["end to end"]), min(results["end to end, --no-png"])
+    device = results["generation alone"][0]["device"]
+    rows = [
+        ("device", device, ""),
+        ("songs written (MIDI / PNG)", f"{songs} / {pngs}", f"{args.num} / {args.num}"),
+        ("imports and restore", f"{setup:.1f} s", ""),
+        ("generation alone (compile included)", f"{generation:.1f} s", ""),
+        ("generation alone, warm", f"{warm:.1f} s", ""),
+        ("end to end", f"{e2e:.1f} s", ""),
+        ("end to end, --no-png", f"{e2e_nopng:.1f} s", ""),
+        ("end to end / generation", f"{e2e / generation:.2f}x", "<= 2x"),
+        ("end to end --no-png / generation", f"{e2e_nopng / generation:.2f}x", "<= 2x"),
+    ]
+    report("songs_bench", f"sample --num {args.num} --length {args.length}, best of {args.rounds} ({device}, "
+           f"load {os.getloadavg()[0]:.1f})", rows,
+           {"num": args.num, "length": args.length, "rounds": args.rounds, "run": str(run), "raw": results,
+            "ratio": e2e / generation, "ratio_no_png": e2e_nopng / generation})
+
+
+if __name__ == "__main__":
+    main()
