@@ -25,7 +25,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ganmusic import checkpoints, data, parsing, plots, windows
+from ganmusic import checkpoints, data, parsing, plots, tboard, windows
 from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Vocab
 from ganmusic.models import ClassifierConfig, StyleClassifier
@@ -240,8 +240,8 @@ def _train_into(corpus: data.Corpus, out_dir: Path, final_dir: Path, model_confi
     history, best = [], {"val_loss": math.inf, "step": -1}
     started = time.perf_counter()
     losses, accs = [], []
-    with checkpoints.Manager(checkpoint_dir, max_to_keep=1) as manager, \
-            maybe_progress(progress, "training classifier", tc.steps) as advance:
+    with checkpoints.Manager(checkpoint_dir, max_to_keep=1) as manager, tboard.EventWriter(out_dir / tboard.FOLDER) \
+            as events, maybe_progress(progress, "training classifier", tc.steps, estimate=True) as advance:
         for step in range(1, tc.steps + 1):
             batch = sampler.batch(step)
             rng, step_rng = jax.random.split(rng)
@@ -260,6 +260,7 @@ def _train_into(corpus: data.Corpus, out_dir: Path, final_dir: Path, model_confi
                                 "train_accuracy": float(np.mean(accs)), "val_loss": val_loss,
                                 "val_balanced_accuracy": val_bal})
                 losses, accs = [], []
+                events.scalars(step, history[-1], prefix="classifier")
                 if val_loss < best["val_loss"]:
                     best = {"val_loss": val_loss, "step": step, "val_balanced_accuracy": val_bal}
                     manager.save(step, params)

@@ -230,11 +230,26 @@ def train_classifier(
     console.print(f"wrote {out}/ (config.json, checkpoint/, metrics.json, training.png)")
 
 
+def default_classifier() -> Path:
+    """The newest classifier in classifiers/, else the pretrained default; says which."""
+    from ganmusic import classify, pretrained
+
+    try:
+        found = classify.latest_classifier(CLASSIFIERS)
+        console.print(f"using classifier {found} (the newest in {CLASSIFIERS}/)")
+        return found
+    except classify.ClassifierError:
+        found = pretrained.classifier_path()
+        console.print(f"using {pretrained.describe('classifier')} (no classifier in {CLASSIFIERS}/; "
+                      "--classifier picks another)", highlight=False, soft_wrap=True)
+        return found
+
+
 @app.command("score")
 @user_errors
 def score(
     inputs: list[str] = typer.Argument(..., metavar="PATH...", help="MIDI files, folders (recursive) or globs."),
-    classifier: Optional[Path] = typer.Option(None, help="Classifier folder (default: the newest in classifiers/)."),
+    classifier: Optional[Path] = typer.Option(None, help="Classifier folder (default: the newest in classifiers/, else the pretrained default)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout."),
     as_csv: bool = typer.Option(False, "--csv", help="Print CSV on stdout."),
     windows: bool = typer.Option(False, "--windows", help="Per-window jazziness timeline per file, saved as PNG."),
@@ -243,13 +258,12 @@ def score(
     seed: int = typer.Option(0, help="Unused by scoring (deterministic); accepted for uniformity."),
 ):
     """Jazziness (P(positive label)) of any MIDI files; exit 1 if any file failed."""
-    from ganmusic import classify, data, plots
+    from ganmusic import classify, data, plots, pretrained
 
     if as_json and as_csv:
         raise UserError("choose one of --json and --csv")
     if classifier is None:
-        classifier = classify.latest_classifier(CLASSIFIERS)
-        console.print(f"using classifier {classifier} (the newest in {CLASSIFIERS}/)")
+        classifier = default_classifier()
     model = classify.Classifier.load(classifier)
     paths = data.expand_paths(inputs)
     if not paths:
@@ -281,7 +295,7 @@ def score(
             writer.writerow([r["file"], f"{r['probability']:.4f}" if "probability" in r else "",
                              r.get("notes", ""), r.get("verdict", ""), r.get("error", "")])
     else:
-        table = Table(title=f"P({label}) by {classifier}")
+        table = Table(title=f"P({label}) by {'the pretrained default' if pretrained.is_pretrained(classifier) else classifier}")
         for col, justify in (("file", "left"), (f"P({label})", "right"), ("notes", "right"), ("verdict", "left")):
             table.add_column(col, justify=justify)
         for r in ranked:

@@ -184,7 +184,9 @@ def train_gan(
 
 @user_errors
 def sample(
-    run: Path = typer.Argument(..., metavar="RUN", help="Run folder (runs/NAME)."),
+    run: Optional[Path] = typer.Argument(None, metavar="[RUN]", show_default=False,
+                                         help="Run folder (runs/NAME). Default: the pretrained generator shipped "
+                                              "with ganmusic (songs go to samples/pretrained/...)."),
     checkpoint: str = typer.Option("best", help="best, last or a step number."),
     num: int = typer.Option(8, help="Number of songs."),
     length: int = typer.Option(768, help="Tokens to generate per song (3 per note)."),
@@ -202,21 +204,29 @@ def sample(
     wav: bool = typer.Option(False, "--wav", help="Also render audio with pretty_midi's built-in synthesizer."),
     png: bool = typer.Option(True, "--png/--no-png", help="Write a piano-roll PNG per song."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default: a new RUN/samples/CHECKPOINT-sSEED, "
-                                                  "-2, -3, ... when taken)."),
+                                                  "-2, -3, ... when taken; samples/pretrained/... here for the "
+                                                  "pretrained default)."),
     seed: int = typer.Option(0, help="Sampling seed."),
 ):
     """Generate new songs from a trained generator: MIDI, piano-roll PNGs and a summary table."""
-    from ganmusic import runs, songs
+    from ganmusic import pretrained, runs, songs
 
     sampling_config = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, argmax_mix=argmax_mix,
                                      repetition_penalty=repetition_penalty)
+    samples_dir = None
+    if run is None:
+        run, samples_dir = pretrained.generator_path(), Path("samples") / "pretrained"
+        console.print(f"using {pretrained.describe('generator')} (give a run folder to sample your own)",
+                      highlight=False, soft_wrap=True)
     try:
         summary = songs.generate_songs(run, out, checkpoint=checkpoint, num=num, length=length, bars=bars,
                                        sampling_config=sampling_config, primer=primer,
-                                       primer_in_output=primer_in_output, tempo=tempo, png=png, wav=wav, seed=seed)
+                                       primer_in_output=primer_in_output, tempo=tempo, png=png, wav=wav, seed=seed,
+                                       samples_dir=samples_dir)
     except runs.NoBestError as exc:
         raise UserError(f"{exc}: --checkpoint last") from None
-    table = Table(title=f"{num} samples from {run} ({checkpoint})")
+    source = "the pretrained default" if pretrained.is_pretrained(run) else run
+    table = Table(title=f"{num} samples from {source} ({checkpoint})")
     for col in ("file", "notes", "seconds", "pitch range", "longest run of one pitch"):
         table.add_column(col, justify="left" if col == "file" else "right")
     for r in summary["samples"]:

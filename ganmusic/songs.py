@@ -104,9 +104,11 @@ def fresh_folder(base: Path) -> Path:
 def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, checkpoint: str = "best",
                    num: int = 8, length: int = 768, bars: int | None = None, sampling_config=None,
                    primer: str | Path | None = None, primer_in_output: bool = True, tempo: float = 120.0,
-                   png: bool = True, wav: bool = False, seed: int = 0, workers: int | None = None) -> dict:
+                   png: bool = True, wav: bool = False, seed: int = 0, workers: int | None = None,
+                   samples_dir: str | Path | None = None) -> dict:
     """Sample `num` songs from a run and write them to `out_dir` (default a new folder
-    `RUN/samples/CHECKPOINT-sSEED[-N]/`, never one an earlier call wrote): MIDI, piano-roll PNGs
+    `SAMPLES/CHECKPOINT-sSEED[-N]/`, never one an earlier call wrote; SAMPLES is `samples_dir`, by default
+    `RUN/samples`: give another for a read-only run such as the pretrained default): MIDI, piano-roll PNGs
     (unless `png` is False), WAV if asked, and `summary.json` (settings and per-song metrics), which
     is also returned, with `out_dir`. Songs are written by `song_writers` processes where there
     are many (`workers`: see there). `summary.json` is rewritten as songs are written
@@ -142,7 +144,7 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
         tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num, length,
                                  sampling_config, primer=primer_tokens)
         if out_dir is None:  # created only now that there are songs to write
-            out_dir = fresh_folder(run_dir / "samples" / f"{checkpoint}-s{seed}")
+            out_dir = fresh_folder(Path(samples_dir or run_dir / "samples") / f"{checkpoint}-s{seed}")
         primer_notes = len(enc.tokens_to_notes(primer_tokens, vocab)) if primer_tokens is not None else 0
         rows: list[dict] = []
         summary = {"run": str(run_dir), "checkpoint": str(checkpoint), "seed": seed,

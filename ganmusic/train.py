@@ -19,14 +19,14 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from ganmusic import checkpoints, classify, data, plots, windows
+from ganmusic import checkpoints, classify, data, plots, tboard, windows
 from ganmusic.encoding import Grammar, Vocab
 from ganmusic.errors import TrainingDiverged
 from ganmusic.gan import AdvState, init_adv_state, make_adv_step
 from ganmusic.mle import init_state, make_eval_nll, make_mle_step, make_optimizer, unigram_nll, validation_nll
 from ganmusic.models import Generator, StyleClassifier
 from ganmusic.runs import MetricsLog, RunConfig, RunError, check_vocab, load_run_config, restore_params, resumed
-from ganmusic.ui import console, maybe_progress
+from ganmusic.ui import Estimate, console, maybe_progress
 
 
 @dataclass
@@ -185,7 +185,7 @@ def has_complete_checkpoint(run_dir: Path) -> bool:
 
 def clear_run(run_dir: Path) -> None:
     """Remove what a run wrote (an earlier attempt with no complete checkpoint)."""
-    for name in ("checkpoints", "best", "samples"):
+    for name in ("checkpoints", "best", "samples", tboard.FOLDER):
         shutil.rmtree(run_dir / name, ignore_errors=True)
     for name in ("metrics.jsonl", "training.png", "config.json"):
         (run_dir / name).unlink(missing_ok=True)
@@ -272,12 +272,14 @@ def train_run(config: RunConfig | None, run_dir: str | Path, resume: bool = Fals
                 best_manager.discard_after(start)
         if writer:
             log = MetricsLog(run_dir / "metrics.jsonl", start if resume else None)
+            events = stack.enter_context(tboard.EventWriter(run_dir / tboard.FOLDER, start + 1 if resume else None))
         best_nll = min([r["val_nll"] for r in MetricsLog.read(run_dir / "metrics.jsonl")
                         if "val_nll" in r and r.get("phase") == phase_of(start + 1)], default=math.inf)
         replicated = parallel.replicate(state)
         sums, count, tokens_seen, t0 = {}, 0, 0, time.perf_counter()
         summary = {"stopped_early": False, "stopped_by": None}
-        with maybe_progress(progress, "training generator", config.total_steps) as advance:
+        adv_guess = None
+        with maybe_progress(progress, "training generator", config.total_steps, estimate=True) as advance:
             advance(start)
             for step in range(start + 1, config.total_steps + 1):
                 phase = phase_of(step)
@@ -285,6 +287,8 @@ def train_run(config: RunConfig | None, run_dir: str | Path, resume: bool = Fals
                     # The adversarial phase starts from the generator as the MLE phase left it.
                     replicated = parallel.replicate(adv_state(parallel.unreplicate(replicated).gen))
                     best_nll = math.inf  # `best/` follows the final phase
+                    if progress and config.mle_steps:  # its steps are slower: timed again
+                        adv_guess = Estimate("adversarial phase", config.adv.steps)
                 batch = batches(step)
                 replicated, metrics = (mle_step if phase == "mle" else adv_step)(replicated, parallel.shard(batch))
                 metrics = {k: float(v[0]) for k, v in metrics.items()}
@@ -309,6 +313,7 @@ def train_run(config: RunConfig | None, run_dir: str | Path, resume: bool = Fals
                            "tokens_per_second": tokens_seen / max(elapsed, 1e-9)}
                     if writer:
                         log.append(row)
+                        events.scalars(step, row, prefix=phase)
                     sums, count, tokens_seen, t0 = {}, 0, 0, time.perf_counter()
                     if val_nll < best_nll:
                         best_nll = val_nll
@@ -318,6 +323,8 @@ def train_run(config: RunConfig | None, run_dir: str | Path, resume: bool = Fals
                                    f"(unigram {baseline:.3f}) {row['tokens_per_second']:.0f} tok/s")
                 else:
                     advance()
+                if adv_guess:
+                    adv_guess.advance()
                 if (phase == "adv" and writer and config.adv.sample_every
                         and (step - config.mle_steps) % config.adv.sample_every == 0):
                     gen_params = parallel.unreplicate(replicated).gen

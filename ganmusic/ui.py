@@ -15,6 +15,7 @@ from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, 
 console = Console(stderr=True, soft_wrap=True)  # messages on stderr, unwrapped (paths stay whole); results on stdout
 
 PLAIN_EVERY_S = 5.0  # seconds between plain-text progress lines
+ESTIMATE_AFTER_S = 3.0  # steps timed (after the first) before saying how long a job will take
 
 
 def progress_bar(*, transient: bool = False) -> Progress:
@@ -92,16 +93,66 @@ class PlainProgress:
             self.emit()
 
 
+def about(seconds: float) -> str:
+    """`under a minute`, `about 1 minute`, `about 45 minutes`, `about 3.5 hours`."""
+    if seconds < 60:
+        return "under a minute"
+    minutes = round(seconds / 60)
+    if minutes < 120:
+        return f"about {minutes} minute{'s' if minutes != 1 else ''}"
+    return f"about {seconds / 3600:.1f} hours"
+
+
+class Estimate:
+    """Says once, early, how long the whole job will take: the first step (compilation) is timed
+    apart, then the next steps for at least `min_seconds`; the line reads `DESCRIPTION: about N
+    minutes on this machine`. Nothing is said for jobs done before that."""
+
+    def __init__(self, description: str, total: int, min_seconds: float = ESTIMATE_AFTER_S, clock=time.monotonic):
+        self.description, self.total, self.min_seconds, self.clock = description, total, min_seconds, clock
+        self.began, self.done, self.calls = clock(), 0, 0
+        self.base = self.start = None  # steps done and time when the timing began (after the first step)
+        self.said = None
+
+    def advance(self, n: int = 1) -> str | None:
+        self.calls += 1
+        self.done += n
+        now = self.clock()
+        if self.said is not None:
+            return None
+        if self.calls == 1 and n != 1:  # `advance(start)`: where a resumed run starts
+            self.began = now
+            return None
+        if self.start is None:
+            self.base, self.start = self.done, now
+            return None
+        if now - self.start < self.min_seconds or self.done >= self.total:
+            return None
+        rate = (self.done - self.base) / (now - self.start)
+        total = now - self.began + (self.total - self.done) / rate
+        self.said = f"{self.description}: {about(total)} on this machine ({self.total} steps, timed from the first ones)"
+        console.print(self.said, highlight=False, markup=False, soft_wrap=True)
+        return self.said
+
+
 @contextlib.contextmanager
-def maybe_progress(enabled: bool, description: str, total: int):
+def maybe_progress(enabled: bool, description: str, total: int, estimate: bool = False):
     """Yield `advance(n=1, status="")`; a no-op when `enabled` is False. The latest non-empty
-    status stays shown until a new one comes."""
+    status stays shown until a new one comes. `estimate`: say early how long it will take
+    (`Estimate`)."""
     if not enabled:
         yield lambda n=1, status="": None
         return
+    guess = Estimate(description, total) if estimate else None
     if not console.is_terminal:
         plain = PlainProgress(description, total)
-        yield plain.advance
+
+        def advance_plain(n=1, status=""):
+            plain.advance(n, status)
+            if guess:
+                guess.advance(n)
+
+        yield advance_plain
         plain.finish()
         return
     with progress_bar() as bar:
@@ -112,5 +163,7 @@ def maybe_progress(enabled: bool, description: str, total: int):
                 bar.update(task, advance=n, status=status)
             else:
                 bar.update(task, advance=n)
+            if guess:
+                guess.advance(n)
 
         yield advance

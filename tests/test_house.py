@@ -23,7 +23,7 @@ PACKAGE = REPO / "ganmusic"
 # inside functions included).
 RANKS = {
     "errors": 0, "ui": 0, "democorpus": 0, "jsontypes": 0,
-    "configs": 1, "checkpoints": 1, "importers": 1, "chord_symbols": 1, "corpusfiles": 1,
+    "configs": 1, "checkpoints": 1, "importers": 1, "chord_symbols": 1, "corpusfiles": 1, "pretrained": 1, "tboard": 1,
     "encoding": 2,
     "chords": 3, "models": 3, "metrics": 3, "plots": 3,
     "lead_sheets": 4, "realism": 4, "eval_report": 4,
