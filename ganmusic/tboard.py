@@ -29,7 +29,7 @@ class EventWriter:
             self._writer = None
             if not _hinted:
                 _hinted = True
-                console.print(HINT, highlight=False, soft_wrap=True)
+                console.print(HINT, highlight=False, markup=False, soft_wrap=True)
             return
         self._writer = SummaryWriter(str(directory), purge_step=purge_step, flush_secs=5)
 

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from conftest import make_tiny_corpus, run_cli
-from ganmusic import classify, data, runs, train
+from ganmusic import classify, data, runs, tboard, train
 from ganmusic.encoding import EncodingConfig, Vocab
 from ganmusic.gan import AdvConfig
 from ganmusic.models import ClassifierConfig, GeneratorConfig
@@ -56,6 +56,11 @@ def test_adversarial_run_end_to_end(setup, estimator):
                 "sample_repeat_rate", "g_grad_norm", "d_grad_norm", "tokens_per_second", "val_nll"):
         assert np.isfinite(rows[-1][key]), key
     assert sorted(p.name for p in (run_dir / "samples").iterdir()) == ["000006", "000008"]
+    events = tboard.read_scalars(run_dir / tboard.FOLDER)  # TensorBoard holds what metrics.jsonl holds
+    for phase, key in (("mle", "mle_loss"), ("adv", "d_loss"), ("adv", "d_generated"), ("adv", "val_nll")):
+        logged = [(r["step"], r[key]) for r in rows if r["phase"] == phase]
+        assert [s for s, _ in events[f"{phase}/{key}"]] == [s for s, _ in logged], key
+        assert [v for _, v in events[f"{phase}/{key}"]] == pytest.approx([v for _, v in logged], rel=1e-6), key
     assert len(list((run_dir / "samples" / "000008").glob("*.mid"))) == 4
     # The adversarial generator is what `sample` uses: its last checkpoint holds "gen".
     config, params = runs.restore_params(run_dir, "last")

@@ -1,5 +1,6 @@
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import jax
@@ -7,7 +8,7 @@ import numpy as np
 import pytest
 
 from conftest import make_tiny_corpus, run_cli
-from ganmusic import data, mle, models, runs, sampling, train, windows
+from ganmusic import data, mle, models, runs, sampling, tboard, train, windows
 from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Vocab
 from ganmusic.models import Generator, GeneratorConfig
@@ -51,6 +52,17 @@ def test_run_folder_contents_and_learning(finished_run):
     assert summary["best_val_nll"] == min(r["val_nll"] for r in rows)
     assert all(np.isfinite(r["unigram_nll"]) and r["tokens_per_second"] > 0 for r in rows)
     assert runs.load_run_config(run_dir) == tiny_config(runs.load_run_config(run_dir).data)
+
+
+def test_without_tensorboardx_training_works_and_says_once_how_to_enable(corpus, tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "tensorboardX", None)  # import fails as if not installed
+    monkeypatch.setattr(tboard, "_hinted", False)
+    for name in ("a", "b"):
+        summary = train.train_run(tiny_config(corpus.root, mle_steps=2, eval_every=2), tmp_path / name,
+                                  progress=False, corpus=corpus)
+        assert summary["step"] == 2 and (tmp_path / name / "best").is_dir()
+        assert not (tmp_path / name / tboard.FOLDER).exists()
+    assert capsys.readouterr().err.count("pip install 'ganmusic[tensorboard]'") == 1
 
 
 def crash_batches_at(monkeypatch, step: int):
