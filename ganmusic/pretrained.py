@@ -56,5 +56,6 @@ def about() -> dict:
 
 def describe(what: str) -> str:
     """One line for the output: which model this is and what it learned from."""
-    kind = "classifier (timing-blind)" if what == "classifier" else "generator (MLE)"
-    return f"{NAME} {kind}, trained on Weimar Jazz Database solos against POP909 pop melodies"
+    if what == "classifier":
+        return f"{NAME} classifier (timing-blind), trained on Weimar Jazz Database solos against POP909 pop melodies"
+    return f"{NAME} generator (an LSTM trained by maximum likelihood on Weimar Jazz Database solos)"
