@@ -389,7 +389,8 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
     (out_dir / "report.json").write_text(json.dumps(report, indent=2))
     (out_dir / "report.md").write_text(markdown(report))
     write_chunks_csv(all_rows, out_dir / "chunks.csv")
-    plots.feature_histograms(all_rows, SCALAR_FEATURES, metrics.HISTOGRAM_BINS, out_dir / "features.png")
+    plots.feature_histograms(all_rows, SCALAR_FEATURES, metrics.HISTOGRAM_BINS, out_dir / "features.png",
+                             units=metrics.FEATURE_UNITS)
     histories = {name: MetricsLog.read(p / "metrics.jsonl") for name, p in zip(names, inputs) if p in configs}
     if histories:
         plots.compare_curves(histories, "val_nll", out_dir / "curves.png", title="validation NLL per token")

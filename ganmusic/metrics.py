@@ -213,10 +213,22 @@ FEATURES: dict[str, Callable] = {
     "ioi_histogram": ioi_histogram,
     "duration_histogram": duration_histogram,
 }
+# The outermost interval bins hold every wider interval too (overflow bins).
 HISTOGRAM_BINS = {
-    "interval_histogram": [str(i) for i in range(-INTERVAL_CLIP, INTERVAL_CLIP + 1)],
+    "interval_histogram": [f"≤{-INTERVAL_CLIP}"] + [str(i) for i in range(1 - INTERVAL_CLIP, INTERVAL_CLIP)]
+                          + [f"≥{INTERVAL_CLIP}"],
     "ioi_histogram": list(BEAT_BIN_LABELS),
     "duration_histogram": list(BEAT_BIN_LABELS),
+}
+
+# What each feature counts, for axis labels: the unit of a number, the x axis of a histogram.
+FEATURE_UNITS = {
+    "pitch_range": "semitones", "pitch_classes": "pitch classes", "pitch_class_entropy": "bits",
+    "scale_consistency": "share of notes in one major scale", "note_density": "notes per beat",
+    "empty_beat_rate": "share of beats", "offbeat_ratio": "share of onsets", "syncopation_ratio": "share of notes",
+    "same_pitch_repeat_rate": "share of note pairs", "longest_pitch_run": "notes",
+    "interval_histogram": "interval (semitones)", "ioi_histogram": "inter-onset interval (beats)",
+    "duration_histogram": "duration (beats)",
 }
 
 

@@ -48,6 +48,9 @@ def legend(ax, **kw) -> None:
         ax.legend(**kw)
 
 
+FEW_POINTS = 5  # lines with this many points or fewer are drawn with large markers
+
+
 def _history_points(history: list[dict], key: str) -> list[tuple]:
     return [(h["step"], h[key]) for h in history if h.get(key) is not None]
 
@@ -55,9 +58,11 @@ def _history_points(history: list[dict], key: str) -> list[tuple]:
 def _step_panel(ax, lines: dict[str, list[tuple]], title: str) -> None:
     """(step, value) lines on one axis, each labelled; empty lines are left out."""
     for label, points in lines.items():
-        if points:
-            ax.plot(*zip(*points), marker=".", label=label)
+        if points:  # few points (a short adversarial phase logs one or two) get markers one can see
+            ax.plot(*zip(*points), marker="o" if len(points) <= FEW_POINTS else ".",
+                    markersize=7 if len(points) <= FEW_POINTS else 4, label=label)
     ax.set_xlabel("step")
+    ax.set_ylabel(title)
     ax.set_title(title)
     legend(ax)
     ax.grid(alpha=0.3)
@@ -75,13 +80,18 @@ def training_curves(history: list[dict], path: str | Path, title: str, panels: d
 def window_timeline(window_probs, window_tokens: int, path: str | Path, title: str) -> Path:
     """P(style) per window along the file, with the 0.5 line."""
     fig, ax = plt.subplots(figsize=(10, 3))
-    x = np.arange(len(window_probs)) * window_tokens / 3  # windows start about this many notes apart
-    ax.step(x, window_probs, where="post", color="tab:purple")
-    ax.fill_between(x, window_probs, step="post", alpha=0.3, color="tab:purple")
+    probs = np.asarray(window_probs, dtype=float)
+    # Windows start about window_tokens / 3 notes apart; each is drawn over its whole width, the
+    # last one included (the step needs one more edge than there are windows).
+    edges = np.arange(len(probs) + 1) * window_tokens / 3
+    values = np.append(probs, probs[-1:])
+    ax.step(edges, values, where="post", color="tab:purple")
+    ax.fill_between(edges, values, step="post", alpha=0.3, color="tab:purple")
     ax.axhline(0.5, color="gray", ls="--", lw=1)
     ax.set_ylim(0, 1)
-    ax.set_xlabel("note index (window start)")
-    ax.set_ylabel("P")
+    ax.set_xlim(0, edges[-1])
+    ax.set_xlabel(f"notes (one window: about {window_tokens / 3:.0f} notes)")
+    ax.set_ylabel("P(style) of the window")
     ax.set_title(title)
     return save(fig, path)
 
@@ -93,9 +103,25 @@ def window_timeline(window_probs, window_tokens: int, path: str | Path, title: s
 ROLL_PITCH_PX = 6  # rows per pitch
 ROLL_MAX_WIDTH = 2400  # pixels; a step gets up to 4 columns, fewer in long songs
 ROLL_PALETTE = np.array([(255, 255, 255), (241, 243, 246), (200, 200, 200),  # background, black keys, bar lines
-                         (31, 119, 180), (153, 153, 153)], np.uint8)  # notes (tab:blue), primer notes (grey)
-BACKGROUND, BLACK_KEY, BAR, NOTE, PRIMER = range(len(ROLL_PALETTE))
+                         (31, 119, 180), (153, 153, 153), (40, 40, 40)], np.uint8)  # notes (tab:blue), primer, text
+BACKGROUND, BLACK_KEY, BAR, NOTE, PRIMER, TEXT = range(len(ROLL_PALETTE))
 BLACK_KEYS = np.array([1, 3, 6, 8, 10])  # pitch classes of the black keys
+ROLL_LABEL_PX = 30  # the note-name column left of the roll
+
+
+def roll_range(notes) -> tuple[int, int]:
+    """The lowest and highest pitch row of a piano roll: the notes' range and two more each side."""
+    pitches = [n.pitch for n in notes]
+    return min(pitches) - 2, max(pitches) + 2
+
+
+def pitch_labels(low: int, high: int) -> list[tuple[int, str]]:
+    """`(pitch, name)` for the rows to name: every C (C4 is MIDI 60), or the top and bottom rows
+    where the range holds no C."""
+    import pretty_midi
+
+    pitches = [p for p in range(low, high + 1) if p % 12 == 0] or sorted({low, high})
+    return [(p, pretty_midi.note_number_to_name(p)) for p in pitches]
 
 
 def piano_roll_indices(notes, steps_per_beat: int, primer_notes: int = 0) -> np.ndarray:
@@ -107,7 +133,7 @@ def piano_roll_indices(notes, steps_per_beat: int, primer_notes: int = 0) -> np.
     onsets = np.array([n.onset for n in notes])
     ends = onsets + np.array([n.duration for n in notes])
     pitches = np.array([n.pitch for n in notes])
-    low, high = int(pitches.min()) - 2, int(pitches.max()) + 2
+    low, high = roll_range(notes)
     bar = 4 * steps_per_beat
     steps = -(-int(ends.max()) // bar) * bar  # whole bars
     scale = min(4.0, ROLL_MAX_WIDTH / steps)  # columns per step: up to 4, fewer for long songs
@@ -130,13 +156,23 @@ def piano_roll_image(notes, steps_per_beat: int, primer_notes: int = 0) -> np.nd
 
 
 def piano_roll(notes, steps_per_beat: int, path: str | Path, title: str, primer_notes: int = 0) -> Path:
-    """The piano roll of `notes` as a palette PNG (the title in its metadata)."""
-    from PIL import Image  # Pillow: matplotlib's own dependency
+    """The piano roll of `notes` as a palette PNG (the title in its metadata), with a column of
+    note names (C3, C4, ...) on the left."""
+    from PIL import Image, ImageDraw, ImageFont
     from PIL.PngImagePlugin import PngInfo
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    image = Image.fromarray(piano_roll_indices(notes, steps_per_beat, primer_notes), mode="P")
+    roll = piano_roll_indices(notes, steps_per_beat, primer_notes)
+    indices = np.full((roll.shape[0], ROLL_LABEL_PX + roll.shape[1]), BACKGROUND, np.uint8)
+    indices[:, ROLL_LABEL_PX:] = roll
+    image = Image.fromarray(indices, mode="P")
+    if notes:
+        draw, font = ImageDraw.Draw(image), ImageFont.load_default()
+        low, high = roll_range(notes)
+        for pitch, name in pitch_labels(low, high):
+            middle = (high - pitch) * ROLL_PITCH_PX + ROLL_PITCH_PX // 2
+            draw.text((2, middle), name, fill=TEXT, font=font, anchor="lm")
     image.putpalette(ROLL_PALETTE.ravel().tolist())
     info = PngInfo()
     info.add_text("Title", title)
@@ -145,9 +181,12 @@ def piano_roll(notes, steps_per_beat: int, path: str | Path, title: str, primer_
 
 
 def feature_histograms(rows_by_source: dict[str, list[dict]], scalar_features: list[str],
-                       histogram_bins: dict[str, list[str]], path: str | Path) -> Path:
+                       histogram_bins: dict[str, list[str]], path: str | Path,
+                       units: dict[str, str] | None = None) -> Path:
     """One panel per feature, every source overlaid: per-chunk values as density histograms for
-    numbers, the mean histogram as lines for histogram features."""
+    numbers, the mean histogram as lines for histogram features. The reference (the first source)
+    is black: a black outline over a grey fill, or a black line; `units` label the x axes."""
+    units = units or {}
     names = list(scalar_features) + list(histogram_bins)
     cols = 4
     fig, axes = plt.subplots(-(-len(names) // cols), cols, figsize=(4.5 * cols, 3.2 * -(-len(names) // cols)),
@@ -160,17 +199,24 @@ def feature_histograms(rows_by_source: dict[str, list[dict]], scalar_features: l
                 ax.plot(np.mean(values, axis=0), marker=".", color=color, label=source)
                 labels = histogram_bins[name]
                 ticks = np.arange(len(labels))[:: max(len(labels) // 9, 1)]
-                ax.set_xticks(ticks, [labels[t] for t in ticks])
+                ticks = np.union1d(ticks, [0, len(labels) - 1])  # the overflow bins keep their labels
+                ax.set_xticks(ticks, [labels[t] for t in ticks], fontsize=7)
+                ax.set_ylabel("mean share of the chunk's notes")
             else:
                 values = np.asarray(values, dtype=float)
                 lo, hi = float(values.min()), float(values.max())
-                ax.hist(values, bins=np.linspace(lo, hi + 1e-9, 21) if hi > lo else 1, density=True,
-                        histtype="step" if k else "stepfilled", alpha=1.0 if k else 0.25, color=color, label=source)
+                bins = np.linspace(lo, hi + 1e-9, 21) if hi > lo else 1
+                if k == 0:  # the reference: grey fill under a black outline
+                    ax.hist(values, bins=bins, density=True, histtype="stepfilled", color="0.8")
+                ax.hist(values, bins=bins, density=True, histtype="step", color=color, lw=1.5 if k == 0 else 1.0,
+                        label=source)
+                ax.set_ylabel("density (share of chunks per unit)")
         ax.set_title(name.replace("_", " "))
+        ax.set_xlabel(units.get(name, ""))
     for ax in axes.ravel()[len(names):]:
         ax.axis("off")
     legend(axes[0, 0], fontsize=8)
-    fig.suptitle("features per chunk: reference (black, filled) against generated")
+    fig.suptitle("features per chunk: reference (black; grey fill) against the other sources (colours)")
     fig.tight_layout()
     return save(fig, path)
 

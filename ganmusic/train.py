@@ -338,7 +338,7 @@ def train_run(config: RunConfig | None, run_dir: str | Path, resume: bool = Fals
         state = parallel.unreplicate(replicated)
     rows = MetricsLog.read(run_dir / "metrics.jsonl") if writer else []
     if writer:
-        panels = {"NLL per token": ["mle_loss", "val_nll", "unigram_nll"]}
+        panels = {"NLL per token (nats)": ["mle_loss", "val_nll", "unigram_nll"]}
         if config.adv.steps:
             panels["adversarial"] = ["d_loss", "g_adv_loss", "d_generated", "sample_repeat_rate"]
         plots.training_curves(rows, run_dir / "training.png", title=f"run {run_dir.name}", panels=panels)
