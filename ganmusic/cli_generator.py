@@ -74,7 +74,8 @@ def train_gan(
     dropout: float = typer.Option(default(GeneratorConfig, "dropout")),
     window: int = run_option("window", help="Training window in tokens (3 per note)."),
     batch_size: int = run_option("batch_size"),
-    mle_steps: int = run_option("mle_steps", help="Maximum-likelihood (teacher forcing) steps."),
+    mle_steps: int = run_option("mle_steps", help="Maximum-likelihood (teacher forcing) steps (the default "
+                                                  "takes 45 minutes or more on a 2-core CPU)."),
     lr: float = run_option("lr"),
     optimizer: str = run_option("optimizer", help="adam, adamw or rmsprop."),
     clip: float = run_option("clip", help="Gradient clipping by global norm (0: off)."),
@@ -109,7 +110,12 @@ def train_gan(
     seed: int = run_option("seed", help="Seed of initialisation, batches, augmentation and dropout."),
 ):
     """Train a recurrent generator: maximum likelihood on the positive-label files, then (with
-    --adv-steps) jointly against a discriminator started from --classifier."""
+    --adv-steps) jointly against a discriminator started from --classifier.
+
+    At the defaults this takes 45 minutes or more on a 2-core CPU (1.3 to 3 s a step); it says
+    how long on this machine after its first steps. A first try: --mle-steps 300 --window 128
+    --batch-size 32 (a few minutes), or no training at all: `ganmusic sample` uses the pretrained
+    default."""
     import jax
 
     from ganmusic import configs, runs, train
@@ -222,7 +228,7 @@ def sample(
         summary = songs.generate_songs(run, out, checkpoint=checkpoint, num=num, length=length, bars=bars,
                                        sampling_config=sampling_config, primer=primer,
                                        primer_in_output=primer_in_output, tempo=tempo, png=png, wav=wav, seed=seed,
-                                       samples_dir=samples_dir)
+                                       samples_dir=samples_dir, progress=True)
     except runs.NoBestError as exc:
         raise UserError(f"{exc}: --checkpoint last") from None
     source = "the pretrained default" if pretrained.is_pretrained(run) else run

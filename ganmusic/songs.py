@@ -23,6 +23,7 @@ import numpy as np
 from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Note, Vocab
 from ganmusic.errors import GanmusicError
+from ganmusic.ui import maybe_progress
 
 MAX_LENGTH = 100_000  # tokens per song (about 33,000 notes: hours of music)
 MAX_NUM = 10_000  # songs per call
@@ -105,7 +106,7 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
                    num: int = 8, length: int = 768, bars: int | None = None, sampling_config=None,
                    primer: str | Path | None = None, primer_in_output: bool = True, tempo: float = 120.0,
                    png: bool = True, wav: bool = False, seed: int = 0, workers: int | None = None,
-                   samples_dir: str | Path | None = None) -> dict:
+                   samples_dir: str | Path | None = None, progress: bool = False) -> dict:
     """Sample `num` songs from a run and write them to `out_dir` (default a new folder
     `SAMPLES/CHECKPOINT-sSEED[-N]/`, never one an earlier call wrote; SAMPLES is `samples_dir`, by default
     `RUN/samples`: give another for a read-only run such as the pretrained default): MIDI, piano-roll PNGs
@@ -155,11 +156,14 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
         song = SongJob(config.encoding, primer_notes, primer_notes if primer_in_output else 0, bars,
                        primer_in_output or primer is None, tempo, png, wav, run_dir.name)
         jobs = ((row, out_dir / f"sample-{k:03d}.mid") for k, row in enumerate(np.asarray(tokens)))
-        for row in (pool.map(song, jobs, chunksize=4) if pool else map(song, jobs)):
-            rows.append(row)
-            if time.monotonic() - last_write > 1.0:  # at most about once a second: cheap for thousands of songs
-                write_summary(out_dir, summary)
-                last_write = time.monotonic()
+        # Many songs (or WAVs) take a while to write: a progress bar that says early how long.
+        with maybe_progress(progress and num > 1, "writing songs", num, estimate=True) as advance:
+            for row in (pool.map(song, jobs, chunksize=4) if pool else map(song, jobs)):
+                rows.append(row)
+                if time.monotonic() - last_write > 1.0:  # at most about once a second: cheap for thousands of songs
+                    write_summary(out_dir, summary)
+                    last_write = time.monotonic()
+                advance()
     summary["complete"] = True
     write_summary(out_dir, summary)
     return {**summary, "out_dir": str(out_dir)}

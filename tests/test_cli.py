@@ -55,3 +55,45 @@ def test_usage_errors_redirected_to_a_file_are_plain_lines(tmp_path):
                             text=True, cwd=tmp_path)
     assert result.returncode == 2
     assert "No such option: --bogus" in result.stderr and not BOX_DRAWING.search(result.stderr), result.stderr
+
+
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self):
+        return self.now
+
+
+def test_a_long_job_says_early_about_how_long_it_will_take(capsys):
+    from ganmusic.ui import Estimate
+
+    clock = FakeClock()
+    guess = Estimate("training generator", total=2000, clock=clock)
+    clock.now = 20.0  # the first step compiles
+    assert guess.advance() is None
+    said = []
+    for _ in range(10):  # then 0.5 s a step: the rest takes 1000 s, about 17 minutes in all
+        clock.now += 0.5
+        said.append(guess.advance())
+    line = next(s for s in said if s)
+    assert line.startswith("training generator: about 17 minutes on this machine"), line
+    assert sum(map(bool, said)) == 1 and capsys.readouterr().err.count("on this machine") == 1  # said once
+
+    resumed = Estimate("training generator", total=2000, clock=clock)
+    resumed.advance(1900)  # a resumed run starts at step 1900: 100 steps left
+    for _ in range(12):
+        clock.now += 0.5
+        resumed.advance()
+    assert "under a minute" in resumed.said
+    quick = Estimate("parsing", total=3, clock=clock)
+    for _ in range(3):
+        clock.now += 1
+        quick.advance()
+    assert quick.said is None  # done before it could say anything useful
+
+
+def test_help_warns_where_the_defaults_take_long():
+    """train-gan's defaults take over 10 minutes on a 2-core CPU; its --help says so."""
+    text = " ".join(run_cli("train-gan", "--help").stdout.split())
+    assert "45 minutes or more on a 2-core CPU" in text and "pretrained default" in text
