@@ -161,11 +161,12 @@ def sample_run(run_dir: Path, config, params, num: int, length: int, seed: int, 
 # --- measuring -----------------------------------------------------------------------------------
 
 
-def chunk_rows(source: Source, vocab: Vocab, training_ngrams: set | None) -> list[dict]:
-    """Features of every chunk of a source."""
+def chunk_rows(source: Source, vocab: Vocab, training_ngrams: set | None, advance=lambda: None) -> list[dict]:
+    """Features of every chunk of a source (`advance()` after each)."""
     spb = vocab.config.steps_per_beat
     rows = []
     for k, chunk in enumerate(source.chunks):
+        advance()
         notes = enc.tokens_to_notes(chunk, vocab)
         row = {"source": source.name, "chunk": k, "notes": len(notes), **metrics.sample_features(notes, spb),
                "longest_repeated_ngram": metrics.longest_repeated_ngram(chunk[1:])}
@@ -353,12 +354,13 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
               "checkpoint": checkpoint, "sampling": sampling_config.__dict__,
               "classifier": str(classifier) if classifier else None, "sources": {}}
     all_rows = {}
-    with maybe_progress(progress, "measuring", len(sources) + 1) as advance:
-        reference_rows = chunk_rows(reference, vocab, training_ngrams)
+    # Counted in chunks, so that it can say early how long the measuring takes.
+    with maybe_progress(progress, "measuring chunks", sum(len(s.chunks) for s in [reference, *sources]),
+                        estimate=True) as advance:
+        reference_rows = chunk_rows(reference, vocab, training_ngrams, advance)
         all_rows[REFERENCE] = reference_rows
-        advance(status=REFERENCE)
         for source in [reference, *sources]:
-            rows = reference_rows if source is reference else chunk_rows(source, vocab, training_ngrams)
+            rows = reference_rows if source is reference else chunk_rows(source, vocab, training_ngrams, advance)
             all_rows[source.name] = rows
             entry = {"path": source.path, "kind": source.kind, "chunks": len(source.chunks),
                      "pieces": len(source.sequences), "errors": source.errors, "means": aggregate(rows)}
@@ -367,7 +369,6 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
                 entry.update(overlap(rows, reference_rows, seed))
                 entry["realism"] = realism.two_sample_test(real_chunks, realism_chunks(source, notes_per_chunk),
                                                            vocab.config.steps_per_beat, seed)
-                advance(status=source.name)
             else:
                 entry["realism"] = realism.real_vs_real(real_chunks, vocab.config.steps_per_beat, seed)
             scores = {}
