@@ -8,7 +8,7 @@ import pretty_midi
 import pytest
 
 from conftest import make_tiny_corpus, run_cli, write_midi
-from ganmusic import classify, data, windows
+from ganmusic import classify, data, tboard, windows
 from ganmusic.models import ClassifierConfig
 
 TINY = dict(embed_dim=16, hidden=16, layers=2)
@@ -32,8 +32,11 @@ def trained(tmp_path_factory):
 
 def test_training_writes_a_complete_classifier_folder(trained):
     corpus, out, metrics = trained
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint", "config.json", "metrics.json", "training.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint", "config.json", "metrics.json", "tensorboard",
+                                                     "training.png"]
     assert not list(out.parent.glob(".*partial"))
+    events = tboard.read_scalars(out / "tensorboard")  # TensorBoard holds the validation history
+    assert events["classifier/val_loss"] == [(h["step"], pytest.approx(h["val_loss"])) for h in metrics["history"]]
     config = json.loads((out / "config.json").read_text())
     assert config["positive"] == "jazz" and config["labels"] == ["jazz", "not_jazz"]
     assert config["data"]["fingerprint"] == corpus.fingerprint()
@@ -114,8 +117,8 @@ def test_score_without_classifier_uses_the_newest_and_says_so(trained, tmp_path,
     assert "using classifier classifiers/tiny" in result.stderr
     empty = tmp_path / "nowhere"
     empty.mkdir()
-    result = run_cli("score", tiny_corpus / "jazz" / "swing1.mid", cwd=empty)
-    assert result.returncode == 2 and "no trained classifier" in result.stderr
+    result = run_cli("score", tiny_corpus / "jazz" / "swing1.mid", cwd=empty)  # none trained here
+    assert result.returncode == 0 and "using the pretrained default classifier" in result.stderr, result.stderr
 
 
 def test_missing_or_incompatible_classifier_is_one_line(trained, tmp_path, tiny_corpus):
