@@ -51,7 +51,7 @@ def steps_for_epochs(corpus: data.Corpus, epochs: float, window: int, batch_size
 
 def default_name(model_config: ClassifierConfig, train_config: TrainConfig) -> str:
     """A classifier folder name from its settings, e.g. `conv-w64-s0` (`-pitch`: blind to timing)."""
-    pitch_only = "-pitch" if model_config.merged_tokens else ""
+    pitch_only = ("-pitch" if model_config.merged_tokens else "") + ("-chords" if model_config.chords else "")
     return f"{model_config.encoder}-w{train_config.window}{pitch_only}-s{train_config.seed}"
 
 
@@ -81,9 +81,9 @@ def bce(logits, labels, weights=None):
 
 def make_train_step(model: StyleClassifier, optimizer: optax.GradientTransformation):
     @jax.jit
-    def train_step(params, opt_state, tokens, mask, labels, rng):
+    def train_step(params, opt_state, tokens, mask, labels, rng, cond=None):
         def loss_fn(p):
-            logits = model.apply({"params": p}, tokens, mask, train=True, rngs={"dropout": rng})
+            logits = model.apply({"params": p}, tokens, mask, cond, train=True, rngs={"dropout": rng})
             return bce(logits, labels), logits
 
         (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
@@ -96,17 +96,18 @@ def make_train_step(model: StyleClassifier, optimizer: optax.GradientTransformat
 
 def make_predict(model: StyleClassifier):
     @jax.jit
-    def predict(params, tokens, mask):
-        return model.apply({"params": params}, tokens, mask)
+    def predict(params, tokens, mask, cond=None):
+        return model.apply({"params": params}, tokens, mask, cond)
 
     return predict
 
 
 def predict_logits(predict, params, batch: windows.Batch, batch_size: int = SCORE_BATCH) -> np.ndarray:
-    """Logits for any number of windows, in fixed-size padded chunks (one compilation)."""
+    """Logits for any number of windows (with their chord rows), in fixed-size padded chunks (one compilation)."""
     out = np.zeros(len(batch.tokens), dtype=np.float32)
+    conds = windows.fixed_batches(batch.cond, batch.mask, batch_size)
     for k, (tokens, mask, n) in enumerate(windows.fixed_batches(batch.tokens, batch.mask, batch_size)):
-        out[k * batch_size : k * batch_size + n] = np.asarray(predict(params, tokens, mask))[:n]
+        out[k * batch_size : k * batch_size + n] = np.asarray(predict(params, tokens, mask, next(conds)[0]))[:n]
     return out
 
 
@@ -225,7 +226,7 @@ def _train_into(corpus: data.Corpus, out_dir: Path, final_dir: Path, model_confi
     sampler = windows.WindowSampler(corpus, "train", tc.window, tc.batch_size, seed=tc.seed,
                                  transpose=tc.transpose, balance=True)
     first = sampler.batch(0)
-    params = model.init(init_rng, first.tokens, first.mask)["params"]
+    params = model.init(init_rng, first.tokens, first.mask, first.cond)["params"]
     # Warm-up shorter than the run, so the cosine part has at least one step (optax refuses 0).
     schedule = optax.warmup_cosine_decay_schedule(0.0, tc.lr, min(tc.warmup, tc.steps - 1), tc.steps)
     optimizer = optax.chain(optax.clip_by_global_norm(1.0), optax.adamw(schedule, weight_decay=tc.weight_decay))
@@ -246,7 +247,7 @@ def _train_into(corpus: data.Corpus, out_dir: Path, final_dir: Path, model_confi
             batch = sampler.batch(step)
             rng, step_rng = jax.random.split(rng)
             params, opt_state, loss, acc = train_step(params, opt_state, batch.tokens, batch.mask,
-                                                      batch.labels, step_rng)
+                                                      batch.labels, step_rng, batch.cond)
             losses.append(float(loss))
             accs.append(float(acc))
             if not math.isfinite(losses[-1]):
@@ -374,10 +375,11 @@ class Classifier:
     def vocab(self) -> Vocab:
         return Vocab(self.encoding)
 
-    def score_sequences(self, sequences: list[np.ndarray]) -> list[dict]:
-        """Per sequence: P(positive) and the per-window probabilities, in one batched pass."""
+    def score_sequences(self, sequences: list[np.ndarray], conds: list[np.ndarray] | None = None) -> list[dict]:
+        """Per sequence: P(positive) and the per-window probabilities, in one batched pass (a
+        chord-aware classifier reads the sequences' chord rows `conds`, none: no chords)."""
         predict = _predict_for(self.model_config)
-        batch = windows.tile_windows(sequences, self.vocab, self.window)
+        batch = windows.tile_windows(sequences, self.vocab, self.window, conds)
         logits = predict_logits(predict, self.params, batch)
         per_file = file_logits(logits, batch.file_index, len(sequences))
         out = []
@@ -405,7 +407,8 @@ def score_files(classifier: Classifier, paths: list[str | Path], workers: int | 
     paths = [str(p) for p in paths]
     parsed = parsing.parse_files(paths, classifier.encoding, min_notes=1, workers=workers, progress=progress)
     good = [k for k, p in enumerate(parsed) if p.tokens is not None]
-    scores = dict(zip(good, classifier.score_sequences([parsed[k].tokens for k in good])))
+    scores = dict(zip(good, classifier.score_sequences([parsed[k].tokens for k in good],
+                                                       [parsed[k].cond for k in good])))
     results = []
     for k, (path, (tokens, _, _, reason)) in enumerate(zip(paths, parsed)):
         if tokens is None:

@@ -186,6 +186,9 @@ def train_classifier(
     timing: bool = typer.Option(True, "--timing/--no-timing",
                                 help="--no-timing: blind to rhythm, pitches only (for corpora whose timing differs "
                                      "for reasons other than style, e.g. performed against quantized files)."),
+    chords: bool = typer.Option(False, "--chords/--no-chords",
+                                help="Read each note's chord, the next chord and the bar position, relative to the "
+                                     "chord's root (a critic for a chord-conditioned generator)."),
     transpose: int = typer.Option(default(TrainConfig, "transpose"),
                                   help="Transposition augmentation range in semitones (0: off)."),
     steps_per_beat: int = typer.Option(SPB, help="Quantization grid, steps per beat."),
@@ -203,14 +206,14 @@ def train_classifier(
                                seed=seed)  # checked before any file is read
     encoding = encoding_options(steps_per_beat, melody)
     ClassifierConfig.for_vocab(Vocab(encoding), timing=timing, encoder=encoder, hidden=hidden, layers=layers,
-                               dropout=dropout)
+                               dropout=dropout, chords=chords)
     corpus = data.load_corpus(data_path, encoding, positive=positive, allow_outside=allow_outside)
     if epochs is not None:
         steps = classify.steps_for_epochs(corpus, epochs, window, batch_size)
         train_config = TrainConfig(window=window, steps=steps, batch_size=batch_size, lr=lr, transpose=transpose,
                                    seed=seed)
     model_config = ClassifierConfig.for_vocab(corpus.vocab, timing=timing, encoder=encoder, hidden=hidden,
-                                              layers=layers, dropout=dropout)
+                                              layers=layers, dropout=dropout, chords=chords)
     out = root / (name or classify.default_name(model_config, train_config))
     if out.exists() and not force:
         raise UserError(f"{out} exists; choose another --name or pass --force to replace it")

@@ -45,7 +45,7 @@ DEFAULT_RUN_NAME = _default_run_name()  # what RunConfig.default_name gives with
 # command line are the settings the run should change (runs.resumed refuses the ones it cannot).
 RUN_FIELDS = {
     "data_path": "data", "positive": "positive", "layers": "generator.layers", "cell": "generator.cell",
-    "embed_dim": "generator.embed_dim", "dropout": "generator.dropout", "window": "window",
+    "embed_dim": "generator.embed_dim", "dropout": "generator.dropout", "chords": "generator.chords", "window": "window",
     "batch_size": "batch_size", "mle_steps": "mle_steps", "lr": "lr", "optimizer": "optimizer", "clip": "clip",
     "transpose": "transpose", "eval_every": "eval_every", "checkpoint_every": "checkpoint_every",
     "steps_per_beat": "encoding.steps_per_beat", "melody": "encoding.melody", "adv_steps": "adv.steps",
@@ -72,6 +72,9 @@ def train_gan(
                                   "cuDNN GRU kernel)."),
     embed_dim: int = typer.Option(default(GeneratorConfig, "embed_dim")),
     dropout: float = typer.Option(default(GeneratorConfig, "dropout")),
+    chords: Optional[bool] = typer.Option(None, "--chords/--no-chords",
+                                          help="The generator reads each note's chord, the next chord and its place in "
+                                               "the bar (default: when the corpus's positive files have chords)."),
     window: int = run_option("window", help="Training window in tokens (3 per note)."),
     batch_size: int = run_option("batch_size"),
     mle_steps: int = run_option("mle_steps", help="Maximum-likelihood (teacher forcing) steps (the default "
@@ -142,7 +145,8 @@ def train_gan(
             parts[head][rest] = value
         encoding = EncodingConfig(**parts["encoding"])
         return RunConfig(**parts[""], encoding=encoding, adv=AdvConfig(**parts["adv"]),
-                         generator=GeneratorConfig(vocab_size=Vocab(encoding).size, **parts["generator"]))
+                         generator=GeneratorConfig(vocab_size=Vocab(encoding).size, steps_per_beat=encoding.steps_per_beat,
+                                                   **parts["generator"]))
 
     name = folder_name(name, root)
     if resume:

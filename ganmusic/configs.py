@@ -78,10 +78,7 @@ def replace(config, changes: dict):
     flat = {}
     for path, value in changes.items():
         head, _, rest = path.partition(".")
-        if rest:
-            nested.setdefault(head, {})[rest] = value
-        else:
-            flat[head] = value
+        nested.setdefault(head, {}).update({rest: value}) if rest else flat.update({head: value})
     for head, sub in nested.items():
         flat[head] = replace(getattr(config, head), sub)
     return dataclasses.replace(config, **flat)
@@ -105,12 +102,9 @@ class EncodingConfig:
     melody: bool = False  # skyline: only the highest note at each onset
 
     def __post_init__(self):
-        if not 1 <= self.steps_per_beat <= 96:
-            raise ConfigError(f"steps_per_beat must be in [1, 96], got {self.steps_per_beat}")
-        if not 0 <= self.pitch_min <= self.pitch_max <= 127:
-            raise ConfigError("need 0 <= pitch_min <= pitch_max <= 127")
-        if not 1 <= self.fine_beats <= 16:
-            raise ConfigError("fine_beats must be in [1, 16]")
+        check(1 <= self.steps_per_beat <= 96, f"steps_per_beat must be in [1, 96], got {self.steps_per_beat}")
+        check(0 <= self.pitch_min <= self.pitch_max <= 127, "need 0 <= pitch_min <= pitch_max <= 127")
+        check(1 <= self.fine_beats <= 16, "fine_beats must be in [1, 16]")
         check(isinstance(self.melody, bool), f"melody must be true or false, got {self.melody!r}")
         for name in ("coarse_shift_beats", "coarse_dur_beats"):
             beats = tuple(int(b) for b in getattr(self, name))
@@ -144,10 +138,10 @@ def check_sizes(config, names: tuple[str, ...]) -> None:
     for name in names:
         value = getattr(config, name)
         limit = MAX_LAYERS if name == "layers" else 1_000_000 if name == "vocab_size" else MAX_WIDTH
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= limit:
-            raise ConfigError(f"{name} must be an integer in [1, {limit}], got {value!r}")
-    if not (finite(config.dropout) and 0.0 <= config.dropout < 1.0):
-        raise ConfigError(f"dropout must be in [0, 1), got {config.dropout!r}")
+        check(type(value) is int and 1 <= value <= limit, f"{name} must be an integer in [1, {limit}], got {value!r}")
+    check(finite(config.dropout) and 0.0 <= config.dropout < 1.0, f"dropout must be in [0, 1), got {config.dropout!r}")
+    check(config.chords in (True, False, None), f"chords must be true or false, got {config.chords!r}")
+    check(type(config.steps_per_beat) is int and 1 <= config.steps_per_beat <= 96, "steps_per_beat must be in [1, 96]")
 
 
 @dataclass(frozen=True)
@@ -167,6 +161,11 @@ class ClassifierConfig:
     # Token id ranges [lo, hi) each embedded as one token: with the SHIFT and DUR ranges the
     # model cannot see rhythm at all, only pitches (see `for_vocab(timing=False)`).
     merged_tokens: tuple[tuple[int, int], ...] = ()
+    # Chords: the critic reads every token's chord conditioning relative to the chord (`train-classifier
+    # --chords`), on the encoding's grid and lowest pitch.
+    chords: bool = False
+    steps_per_beat: int = 12
+    pitch_min: int = 21
 
     @classmethod
     def for_vocab(cls, vocab, timing: bool = True, **kwargs) -> "ClassifierConfig":
@@ -174,16 +173,15 @@ class ClassifierConfig:
         to rhythm, for corpora whose timing differs for reasons other than style (performed
         against quantized files, say)."""
         merged = () if timing else ((vocab.shift_start, vocab.pitch_start), (vocab.dur_start, vocab.size))
-        return cls(vocab_size=vocab.size, pitch_tokens=(vocab.pitch_start, len(vocab.pitches)),
-                   merged_tokens=merged, **kwargs)
+        return cls(vocab_size=vocab.size, pitch_tokens=(vocab.pitch_start, len(vocab.pitches)), merged_tokens=merged,
+                   steps_per_beat=vocab.config.steps_per_beat, pitch_min=vocab.config.pitch_min, **kwargs)
 
     def __post_init__(self):
-        if self.encoder not in ENCODERS:
-            raise ConfigError(f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
+        check(self.encoder in ENCODERS, f"encoder must be one of {ENCODERS}, got {self.encoder!r}")
         check_sizes(self, ("vocab_size", "embed_dim", "hidden", "layers", "kernel_size"))
         merged = tuple((int(lo), int(hi)) for lo, hi in self.merged_tokens)  # JSON gives lists
-        if any(not 0 <= lo < hi <= self.vocab_size for lo, hi in merged):
-            raise ConfigError(f"merged_tokens must be ranges inside the vocabulary, got {merged}")
+        check(all(0 <= lo < hi <= self.vocab_size for lo, hi in merged),
+              f"merged_tokens must be ranges inside the vocabulary, got {merged}")
         object.__setattr__(self, "merged_tokens", merged)
 
     def to_dict(self) -> dict:
@@ -206,17 +204,18 @@ class GeneratorConfig:
     cell: str = "lstm"  # "lstm" or "gru"
     embed_dim: int = 128
     dropout: float = 0.0  # on each recurrent layer's output, only with train=True
+    # Chords: the generator reads every token's chord conditioning (lead_sheets.chord_features on
+    # a grid of `steps_per_beat`) beside it. None: `train.train_run` decides (chords in the
+    # corpus: yes) and saves the answer; configs saved before chords existed read as False.
+    chords: bool | None = False
+    steps_per_beat: int = 12
 
     def __post_init__(self):
-        if self.cell not in CELLS:
-            raise ConfigError(f"cell must be one of {CELLS}, got {self.cell!r}")
-        if isinstance(self.layers, int) or not self.layers:
-            raise ConfigError("layers must be a non-empty sequence of hidden sizes")
+        check(self.cell in CELLS, f"cell must be one of {CELLS}, got {self.cell!r}")
+        check(not isinstance(self.layers, int) and bool(self.layers), "layers must be a non-empty sequence of hidden sizes")
         layers = tuple(self.layers)
-        if len(layers) > MAX_LAYERS or any(isinstance(h, bool) or not isinstance(h, int) or not 1 <= h <= MAX_WIDTH
-                                           for h in layers):
-            raise ConfigError(f"layers must be 1 to {MAX_LAYERS} sizes, each an integer in [1, {MAX_WIDTH}], "
-                              f"got {self.layers!r:.60}")
+        check(len(layers) <= MAX_LAYERS and all(type(h) is int and 1 <= h <= MAX_WIDTH for h in layers),
+              f"layers must be 1 to {MAX_LAYERS} sizes, each an integer in [1, {MAX_WIDTH}], got {self.layers!r:.60}")
         object.__setattr__(self, "layers", layers)
         check_sizes(self, ("vocab_size", "embed_dim"))
 
@@ -298,6 +297,7 @@ class AdvConfig:
     lambda_mle: float = 1.0
     lambda_adv: float = 0.3
     lambda_rep: float = 1.0
+    lambda_fm: float = 0.0  # feature matching: the critic's mean features, generated against real
     lr: float = 1e-4  # generator learning rate in this phase
     d_lr: float = 1e-4
     d_steps: int = 1  # discriminator updates per generator update
@@ -322,7 +322,7 @@ class AdvConfig:
         check(self.d_steps >= 1, "d_steps must be >= 1")
         check(self.windows >= 1, "windows must be >= 1")
         check(self.sample_every >= 0, "sample_every must be >= 0 (0: never)")
-        for name in ("lr", "d_lr", "tau_start", "tau_end", "lambda_mle", "lambda_adv", "lambda_rep", "entropy"):
+        for name in ("lr", "d_lr", "tau_start", "tau_end", "lambda_mle", "lambda_adv", "lambda_rep", "lambda_fm", "entropy"):
             value, low = getattr(self, name), "> 0" if name in ("lr", "d_lr", "tau_start", "tau_end") else ">= 0"
             check(finite(value) and (value > 0 if low == "> 0" else value >= 0),
                   f"adversarial {name} must be a finite number {low}, got {value}")

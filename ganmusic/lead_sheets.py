@@ -56,12 +56,29 @@ def conditioning(tokens: np.ndarray, vocab, timeline: ChordTimeline | None = Non
 
     tokens = np.asarray(tokens, dtype=np.int64)
     spb = vocab.config.steps_per_beat
-    pos = note_positions(tokens, vocab) + int(round(origin_beats * spb))
-    out = no_conditioning(len(tokens)).astype(np.int64)
-    t = vocab.token_type[tokens]
-    is_note = (t == T_SHIFT) | (t == T_PITCH) | (t == T_DUR)
     if len(tokens) == 0:
-        return out.astype(np.int16)
+        return no_conditioning(0)
+    out = rows_at(note_positions(tokens, vocab) + int(round(origin_beats * spb)), spb, timeline, bars)
+    t = vocab.token_type[tokens]
+    out[~((t == T_SHIFT) | (t == T_PITCH) | (t == T_DUR))] = NO_COND
+    return out
+
+
+def step_conditioning(timeline: ChordTimeline | None, bars: np.ndarray | None, n_steps: int,
+                      steps_per_beat: int) -> np.ndarray:
+    """int16 [n_steps, COND_SIZE]: row s is what a token whose note starts at grid step s gets
+    from `conditioning` (the timeline and `bars` in beats from step 0; `bars=None`: 4/4). What
+    `sampling.sample(step_cond=)` feeds a generator improvising over these changes."""
+    if n_steps <= 0:
+        return no_conditioning(0)
+    return rows_at(np.arange(n_steps, dtype=np.int64), steps_per_beat, timeline, bars)
+
+
+def rows_at(pos: np.ndarray, spb: int, timeline: ChordTimeline | None = None,
+            bars: np.ndarray | None = None) -> np.ndarray:
+    """int16 [N, COND_SIZE]: the conditioning row of a note starting at each grid position."""
+    pos = np.asarray(pos, dtype=np.int64)
+    out = no_conditioning(len(pos)).astype(np.int64)
     # Bars on the grid.
     if bars is None or len(bars) == 0:
         bar_steps = np.arange(0, int(pos.max()) + 4 * spb + 1, 4 * spb, dtype=np.int64)
@@ -91,8 +108,47 @@ def conditioning(tokens: np.ndarray, vocab, timeline: ChordTimeline | None = Non
         out[:, NEXT_ROOT] = roots[nx_idx]
         out[:, NEXT_MASK] = masks[nx_idx]
         out[:, TO_NEXT] = np.where(has_next, np.concatenate([change, [0]])[nx_idx] - pos, -1)
-    out[~is_note] = NO_COND
     return np.clip(out, -32768, 32767).astype(np.int16)
+
+
+def steps_from_tokens(tokens: np.ndarray, cond: np.ndarray, vocab, n_steps: int) -> np.ndarray:
+    """int16 [n_steps, COND_SIZE]: per grid step from the first token's note, the changes a
+    window of real tokens was played over, rebuilt from its per-token rows (the changes of a
+    training window, for a generator to play over in the adversarial phase). Exact at note
+    onsets; between them the chord switches at the announced change (`to_next`), and where
+    more than one change falls between two notes only the first is seen. Past the last note the
+    last row goes on (bars continue at its bar length)."""
+    tokens = np.asarray(tokens, dtype=np.int64)
+    cond = np.asarray(cond, dtype=np.int64)
+    note = cond[:, BAR_STEPS] > 0
+    if not note.any() or n_steps <= 0:
+        return no_conditioning(max(n_steps, 0))
+    onset, rows = note_positions(tokens, vocab)[note], cond[note]
+    onset = onset - onset[0]
+    keep = np.r_[True, np.diff(onset) > 0] if len(onset) > 1 else np.ones(1, bool)
+    onset, rows = onset[keep], rows[keep]  # one row per onset (the first: stacked notes agree)
+    s = np.arange(n_steps, dtype=np.int64)
+    k = np.searchsorted(onset, s, side="right") - 1
+    row, gone = rows[k].copy(), s - onset[k]
+    length = np.maximum(row[:, BAR_STEPS], 1)
+    row[:, BAR_STEP] = (row[:, BAR_STEP] + gone) % length
+    to_next = row[:, TO_NEXT] - gone
+    passed = (rows[k, TO_NEXT] >= 0) & (to_next <= 0)
+    nk = np.minimum(k + 1, len(onset) - 1)
+    later = rows[nk]
+    row[:, TO_NEXT] = np.where(rows[k, TO_NEXT] < 0, -1, to_next)
+    # Past the announced change: its chord sounds; the next one is the following note's view.
+    after_next = np.where(later[:, ROOT] == rows[k, NEXT_ROOT], later[:, NEXT_ROOT], later[:, ROOT])
+    after_mask = np.where(later[:, ROOT] == rows[k, NEXT_ROOT], later[:, NEXT_MASK], later[:, MASK])
+    after_to = np.where(later[:, ROOT] == rows[k, NEXT_ROOT],
+                        np.where(later[:, TO_NEXT] >= 0, onset[nk] + later[:, TO_NEXT] - s, -1), onset[nk] - s)
+    last = nk == k
+    row[:, ROOT] = np.where(passed, rows[k, NEXT_ROOT], row[:, ROOT])
+    row[:, MASK] = np.where(passed, rows[k, NEXT_MASK], row[:, MASK])
+    row[:, NEXT_ROOT] = np.where(passed, np.where(last, -1, after_next), row[:, NEXT_ROOT])
+    row[:, NEXT_MASK] = np.where(passed, np.where(last, 0, after_mask), row[:, NEXT_MASK])
+    row[:, TO_NEXT] = np.where(passed, np.where(last | (after_to <= 0), -1, after_to), row[:, TO_NEXT])
+    return np.clip(row, -32768, 32767).astype(np.int16)
 
 
 def bar_numbers(tokens: np.ndarray, cond: np.ndarray, vocab) -> np.ndarray:

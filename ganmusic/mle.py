@@ -63,13 +63,13 @@ def make_mle_step(model: Generator, optimizer, axis_name: str | None = None):
     (under `pmap`) gradients and metrics are averaged across devices."""
 
     def step(state: MleState, batch):
-        tokens, mask = batch["mle_tokens"], batch["mle_mask"]
+        tokens, mask, cond = batch["mle_tokens"], batch["mle_mask"], batch.get("mle_cond")
         rng, dropout_rng = jax.random.split(state.rng)
         if axis_name is not None:  # each device drops out differently
             dropout_rng = jax.random.fold_in(dropout_rng, jax.lax.axis_index(axis_name))
 
         def loss_fn(params):
-            logits = model.apply({"params": params}, tokens, train=True, rngs={"dropout": dropout_rng})
+            logits = model.apply({"params": params}, tokens, cond, train=True, rngs={"dropout": dropout_rng})
             return token_nll(logits, tokens, mask)
 
         (loss, count), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.gen)
@@ -87,19 +87,21 @@ def make_mle_step(model: Generator, optimizer, axis_name: str | None = None):
 
 def make_eval_nll(model: Generator):
     @jax.jit
-    def eval_nll(params, tokens, mask):
-        logits = model.apply({"params": params}, tokens)
+    def eval_nll(params, tokens, mask, cond=None):
+        logits = model.apply({"params": params}, tokens, cond)
         nll, count = token_nll(logits, tokens, mask)
         return nll * count, count
 
     return eval_nll
 
 
-def validation_nll(eval_nll, params, batch: windows.Batch, batch_size: int) -> float:
-    """NLL per token over all validation windows (padded to whole batches: one compilation)."""
+def validation_nll(eval_nll, params, batch: windows.Batch, batch_size: int, cond: bool = False) -> float:
+    """NLL per token over all validation windows (padded to whole batches: one compilation);
+    with `cond`, a chord-conditioned generator reads the windows' chord rows."""
     total, count = 0.0, 0.0
+    conds = windows.fixed_batches(batch.cond, batch.mask, batch_size) if cond else None
     for tokens, mask, _ in windows.fixed_batches(batch.tokens, batch.mask, batch_size):
-        s, c = eval_nll(params, tokens, mask)
+        s, c = eval_nll(params, tokens, mask, next(conds)[0] if conds else None)
         total, count = total + float(s), count + float(c)
     return total / max(count, 1.0)
 

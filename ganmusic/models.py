@@ -14,8 +14,45 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from ganmusic import lead_sheets as ls
 from ganmusic.configs import ClassifierConfig, GeneratorConfig
 from ganmusic.encoding import PAD
+
+
+def chord_input(config, cond, shape):
+    """The chord features of `cond` int rows `[..., COND_SIZE]` (None: no chord anywhere) for
+    inputs of leading `shape`; models with `config.chords` add their projection to the token
+    embedding."""
+    if cond is None:
+        cond = jnp.broadcast_to(jnp.asarray(ls.NO_COND, jnp.int32), tuple(shape) + (ls.COND_SIZE,))
+    return ls.chord_features(jnp.asarray(cond), config.steps_per_beat, xp=jnp)
+
+
+def relative_chord_features(config: ClassifierConfig, pitch_probs, cond):
+    """The critic's key-invariant view of the chords: per token, the chord's quality (its pitch
+    classes from its root), the note's pitch class from the root (a distribution, for soft
+    tokens) and whether it is a chord tone, the next chord's root interval and quality, the
+    has-chord flags and the bar position of `chord_features`. `pitch_probs`: `[B, T, count]`
+    mass on each PITCH token (zero on other tokens)."""
+    cond = jnp.asarray(cond).astype(jnp.int32)
+    k = jnp.arange(12)
+    pitch_class = (k[None, :] == (jnp.arange(pitch_probs.shape[-1])[:, None] + config.pitch_min) % 12)
+    pc = pitch_probs @ pitch_class.astype(jnp.float32)  # [B, T, 12], absolute pitch classes
+
+    def from_root(x, root):  # x[(k + root) % 12]: pitch classes counted from the root
+        return jnp.take_along_axis(x, (k + jnp.maximum(root, 0)[..., None]) % 12, axis=-1)
+
+    def bits(mask):
+        return ((mask[..., None] >> k) & 1).astype(jnp.float32)
+
+    root, nxt = cond[..., ls.ROOT], cond[..., ls.NEXT_ROOT]
+    has, has_next = (root >= 0)[..., None], (nxt >= 0)[..., None]
+    chord = bits(cond[..., ls.MASK])
+    parts = [from_root(chord, root) * has, from_root(pc, root) * has, (pc * chord).sum(-1, keepdims=True),
+             jax.nn.one_hot((nxt - root) % 12, 12) * has * has_next, from_root(bits(cond[..., ls.NEXT_MASK]), nxt) * has_next,
+             has.astype(jnp.float32), has_next.astype(jnp.float32),
+             ls.chord_features(cond, config.steps_per_beat, xp=jnp)[..., 4 * 12 + 2 :]]  # the bar position
+    return jnp.concatenate(parts, axis=-1)
 
 def interval_buckets(cfg: ClassifierConfig) -> int:
     """-max..+max, one for wider leaps, one for 'no previous pitch'."""
@@ -28,12 +65,15 @@ class StyleClassifier(nn.Module):
     config: ClassifierConfig
 
     @nn.compact
-    def __call__(self, tokens, mask=None, *, train: bool = False):
+    def __call__(self, tokens, mask=None, cond=None, *, train: bool = False, features: bool = False):
+        """Logits `[B]`; with `features`, the pooled representation under the head `[B, hidden]`
+        instead (what feature matching compares)."""
         cfg = self.config
         tokens = jnp.asarray(tokens)
         if tokens.ndim == 2 and jnp.issubdtype(tokens.dtype, jnp.integer):
             x = self._embed_ids(tokens)
             derived = tokens != PAD
+            soft = None
         elif tokens.ndim == 3 and tokens.shape[-1] == cfg.vocab_size:
             soft = tokens.astype(jnp.float32)
             x = self._embed_soft(soft)
@@ -43,6 +83,12 @@ class StyleClassifier(nn.Module):
                 f"tokens must be int [B, T] or float [B, T, {cfg.vocab_size}], "
                 f"got {tokens.dtype} {tokens.shape}"
             )
+        if cfg.chords:  # the chords, seen relative to their roots (`cond` None: no chord anywhere)
+            start, count = cfg.pitch_tokens or (0, 0)
+            probs = soft[..., start : start + count] if soft is not None else jax.nn.one_hot(tokens - start, count)
+            rows = cond if cond is not None else jnp.broadcast_to(jnp.asarray(ls.NO_COND, jnp.int32),
+                                                                    tokens.shape[:2] + (ls.COND_SIZE,))
+            x = x + nn.Dense(cfg.embed_dim, name="chord_proj")(relative_chord_features(cfg, probs, rows))
         mask = derived if mask is None else jnp.asarray(mask).astype(bool)
         m = mask[..., None].astype(jnp.float32)
 
@@ -61,7 +107,8 @@ class StyleClassifier(nn.Module):
 
         z = nn.gelu(nn.Dense(cfg.hidden, name="head_hidden")(z))
         z = nn.Dropout(cfg.dropout, deterministic=not train)(z)
-        return nn.Dense(1, name="head_out")(z)[..., 0].astype(jnp.float32)
+        out = nn.Dense(1, name="head_out")(z)[..., 0].astype(jnp.float32)
+        return z.astype(jnp.float32) if features else out
 
     # The embedding. One table serves both inputs: a soft one-hot times the table is a weighted
     # lookup, and an exact one-hot gives the same vector as indexing. With `pitch_tokens` set,
@@ -249,7 +296,10 @@ class Generator(nn.Module):
     `step(carry, token) -> (carry, logits [B, V])` share one parameter tree (flax's cell
     layout, whatever the path), so stepping through a sequence reproduces `__call__`. Tokens are
     int ids or soft one-hots (`[..., V]` floats, embedded as `soft @ table` at full precision,
-    for Gumbel-softmax)."""
+    for Gumbel-softmax). A chord-conditioned generator (`config.chords`) also reads each token's
+    chord conditioning row (`cond`, int `[B, T, COND_SIZE]` or `[B, COND_SIZE]`; None: no chord):
+    its features' projection is added to the embedding, so the recurrent layers (and cuDNN)
+    see inputs of one size either way."""
 
     config: GeneratorConfig
     lstm_path: str = "auto"
@@ -265,20 +315,28 @@ class Generator(nn.Module):
         self.rnns = [nn.RNN(c) for c in self.cells]
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Dense(cfg.vocab_size)
+        if cfg.chords:
+            self.chord_proj = nn.Dense(cfg.embed_dim)  # chord features -> added to the embedding
 
-    def _embed(self, tokens, time_axis: bool):
+    def _embed(self, tokens, time_axis: bool, cond=None):
+        """The recurrent input: the token's embedding, plus (chord-conditioned generators) the
+        projection of its chord features; `cond` is ignored by unconditioned generators."""
         cfg = self.config
         tokens = jnp.asarray(tokens)
         ids_ndim = 2 if time_axis else 1
         if tokens.ndim == ids_ndim and jnp.issubdtype(tokens.dtype, jnp.integer):
-            return jnp.take(self.embedding, tokens, axis=0)
-        if tokens.ndim == ids_ndim + 1 and tokens.shape[-1] == cfg.vocab_size:
+            x = jnp.take(self.embedding, tokens, axis=0)
+        elif tokens.ndim == ids_ndim + 1 and tokens.shape[-1] == cfg.vocab_size:
             soft = tokens.astype(jnp.float32)
             # Full precision so a one-hot matches the lookup on GPUs too (TF32 would not).
-            return jnp.matmul(soft, self.embedding, precision=jax.lax.Precision.HIGHEST)
-        shape = "[B, T]" if time_axis else "[B]"
-        raise ValueError(f"tokens must be int {shape} or float {shape[:-1]}, {cfg.vocab_size}], "
-                         f"got {tokens.dtype} {tokens.shape}")
+            x = jnp.matmul(soft, self.embedding, precision=jax.lax.Precision.HIGHEST)
+        else:
+            shape = "[B, T]" if time_axis else "[B]"
+            raise ValueError(f"tokens must be int {shape} or float {shape[:-1]}, {cfg.vocab_size}], "
+                             f"got {tokens.dtype} {tokens.shape}")
+        if cfg.chords:
+            x = x + self.chord_proj(chord_input(cfg, cond, x.shape[:-1]))
+        return x
 
     def full_sequence_path(self) -> str:
         """The path `__call__` takes here: "scan", "cudnn" or "reference"."""
@@ -288,8 +346,8 @@ class Generator(nn.Module):
             return "scan"
         return default_lstm_path() if self.lstm_path == "auto" else self.lstm_path
 
-    def __call__(self, tokens, *, train: bool = False):
-        x = self._embed(tokens, time_axis=True)
+    def __call__(self, tokens, cond=None, *, train: bool = False):
+        x = self._embed(tokens, time_axis=True, cond=cond)
         path = self.full_sequence_path()
         if path == "scan":
             for rnn in self.rnns:
@@ -304,8 +362,8 @@ class Generator(nn.Module):
                 x = self.drop(x, deterministic=not train)
         return self.head(x).astype(jnp.float32)
 
-    def step(self, carry, token):
-        x = self._embed(token, time_axis=False)
+    def step(self, carry, token, cond=None):
+        x = self._embed(token, time_axis=False, cond=cond)
         new_carry = []
         for cell, c in zip(self.cells, carry):
             c, x = cell(c, x)

@@ -55,6 +55,9 @@ def check_vocab(config: RunConfig, where: str | Path = "run config") -> RunConfi
     if config.generator.vocab_size != size:
         raise RunError(f"{where}: generator vocab_size {config.generator.vocab_size} does not match the "
                        f"encoding's {size}")
+    if config.generator.chords and config.generator.steps_per_beat != config.encoding.steps_per_beat:
+        raise RunError(f"{where}: the generator reads chords on a grid of {config.generator.steps_per_beat} steps "
+                       f"per beat, the encoding has {config.encoding.steps_per_beat}")
     return config
 
 

@@ -24,8 +24,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ganmusic import lead_sheets as ls
 from ganmusic.configs import SamplingConfig
-from ganmusic.encoding import BOS, EOS, PAD, TYPE_NAMES, EncodingConfig, Grammar, Vocab
+from ganmusic.encoding import BOS, EOS, PAD, T_DUR, T_PITCH, T_SHIFT, TYPE_NAMES, EncodingConfig, Grammar, Vocab
 from ganmusic.models import Generator, GeneratorConfig, generator_initial_carry
 
 # A penalty this large already makes a token impossible next to legal rivals, but stays finite
@@ -155,16 +156,61 @@ def _step(params, gen_config, encoding_config, filters, knobs, bias, state, nois
     return (carry, gstate, token), token
 
 
+class Changes(NamedTuple):
+    """What the changes-following loop needs per token id: is it a note token (it reads its
+    note's conditioning row), is it a SHIFT, and its SHIFT value in grid steps."""
+
+    is_note: np.ndarray
+    is_shift: np.ndarray
+    shift: np.ndarray
+
+    @classmethod
+    def of(cls, encoding_config: EncodingConfig) -> "Changes":
+        vocab = Vocab(encoding_config)
+        t = vocab.token_type
+        is_shift = t == T_SHIFT
+        return cls((t == T_SHIFT) | (t == T_PITCH) | (t == T_DUR), is_shift,
+                   np.where(is_shift, vocab.token_value, 0).astype(np.int32))
+
+
+def fed_rows(step_cond, pos, token, is_note):
+    """The conditioning row each song's fed `token` reads: its note's row (`step_cond[b, pos]`,
+    the last row past the end), no chord for BOS, EOS and PAD."""
+    at = jnp.clip(pos, 0, step_cond.shape[1] - 1)
+    rows = step_cond[jnp.arange(step_cond.shape[0]), at]
+    return jnp.where(jnp.asarray(is_note)[token][:, None], rows, jnp.asarray(ls.NO_COND, step_cond.dtype))
+
+
+def _step_changes(params, gen_config, encoding_config, filters, knobs, bias, step_cond, state, noise):
+    """`_step` over changes: state (carry, grammar index, token, grid position, done). The fed
+    token reads its row of `step_cond`; a SHIFT that would start a note at or past the last
+    step becomes EOS, and a finished song emits PAD."""
+    carry, gstate, token, pos, done = state
+    tables, changes = _tables(encoding_config), Changes.of(encoding_config)
+    row = fed_rows(step_cond, pos, token, changes.is_note)
+    carry, logits = Generator(gen_config).apply({"params": params}, carry, token, row, method="step")
+    chosen = choose_tokens(logits, bias[gstate], noise, knobs, *filters)
+    new_pos = pos + jnp.asarray(changes.shift)[chosen]
+    ends = jnp.asarray(changes.is_shift)[chosen] & (new_pos >= step_cond.shape[1])
+    out = jnp.where(done, PAD, jnp.where(ends, EOS, chosen)).astype(jnp.int32)
+    gstate = jnp.asarray(tables.next_state)[gstate, chosen]
+    done = done | (out == EOS)
+    return (carry, gstate, out, jnp.where(done, pos, new_pos), done), out
+
+
 @functools.partial(jax.jit, static_argnames=("gen_config",))
-def _warm(params, gen_config, primer):
-    """Teacher-force primer[:, :-1] (one scan) -> the carry that reads primer[:, -1] next."""
+def _warm(params, gen_config, primer, primer_cond=None):
+    """Teacher-force primer[:, :-1] (one scan) -> the carry that reads primer[:, -1] next;
+    `primer_cond` [num, P, K]: the primer tokens' conditioning rows."""
     model = Generator(gen_config)
     carry = generator_initial_carry(gen_config, primer.shape[0])
 
-    def body(carry, token):
-        return model.apply({"params": params}, carry, token, method="step")[0], None
+    def body(carry, x):
+        token, row = x
+        return model.apply({"params": params}, carry, token, row, method="step")[0], None
 
-    return jax.lax.scan(body, carry, primer[:, :-1].T)[0]
+    rows = None if primer_cond is None else jnp.swapaxes(primer_cond[:, :-1], 0, 1)
+    return jax.lax.scan(body, carry, (primer[:, :-1].T, rows))[0]
 
 
 def static_filters(sampling: SamplingConfig) -> tuple[int, bool]:
@@ -173,10 +219,13 @@ def static_filters(sampling: SamplingConfig) -> tuple[int, bool]:
 
 
 @functools.partial(jax.jit, static_argnames=("gen_config", "encoding_config", "filters", "length"))
-def _sample_scan(params, gen_config, encoding_config, filters, knobs, state, rng, length):
+def _sample_scan(params, gen_config, encoding_config, filters, knobs, state, rng, length, step_cond=None):
     num, vocab_size = state[2].shape[0], gen_config.vocab_size
     bias = _tables(encoding_config).bias(knobs)
-    body = functools.partial(_step, params, gen_config, encoding_config, filters, knobs, bias)
+    if step_cond is None:
+        body = functools.partial(_step, params, gen_config, encoding_config, filters, knobs, bias)
+    else:
+        body = functools.partial(_step_changes, params, gen_config, encoding_config, filters, knobs, bias, step_cond)
     noise = jax.vmap(functools.partial(step_noise, rng, num=num, vocab_size=vocab_size))
 
     def run(state, steps):  # a chunk of steps: their noise at once, then the recurrence
@@ -199,9 +248,9 @@ def _step_jit(params, gen_config, encoding_config, filters, knobs, state, rng, t
     return _step(params, gen_config, encoding_config, filters, knobs, bias, state, noise)
 
 
-def _start(params, gen_config, encoding_config, num, primer):
+def _start(params, gen_config, encoding_config, num, primer, step_cond=None):
     """Primer [num, P] (default BOS) and the loop state after it: (carry, grammar table index,
-    token)."""
+    token), and with `step_cond` [num, S, K] also the primer's last grid position and done."""
     grammar = _grammar(encoding_config)
     if primer is None:
         primer = np.array([BOS], np.int32)
@@ -213,24 +262,48 @@ def _start(params, gen_config, encoding_config, num, primer):
     if np.isin(primer, (PAD, EOS)).any() or not grammar.is_grammatical(primer):
         raise ValueError("primer must start with BOS, be grammatical and hold no EOS or PAD")
     primer = np.broadcast_to(primer.astype(np.int32), (num, len(primer)))
+    pos = ls.note_positions(primer[0], grammar.vocab)
+    primer_cond = None
+    if step_cond is not None:
+        is_note = Changes.of(encoding_config).is_note[primer[0]]
+        primer_cond = np.where(is_note[None, :, None], np.asarray(step_cond)[:, np.clip(pos, 0, step_cond.shape[1] - 1)],
+                               ls.NO_COND).astype(np.int32)
     if primer.shape[1] > 1:
-        carry = _warm(params, gen_config, jnp.asarray(primer))
+        carry = _warm(params, gen_config, jnp.asarray(primer), primer_cond)
     else:
         carry = generator_initial_carry(gen_config, num)
     gstate = jnp.full((num,), _tables(encoding_config).index(*grammar.state_after(primer[0, 1:])), jnp.int32)
-    return primer, (carry, gstate, jnp.asarray(primer[:, -1]))
+    state = (carry, gstate, jnp.asarray(primer[:, -1]))
+    if step_cond is not None:
+        state += (jnp.full((num,), int(pos[-1]), jnp.int32), jnp.zeros((num,), bool))
+    return primer, state
 
 
 def sample(params, gen_config: GeneratorConfig, encoding_config: EncodingConfig, rng, num: int,
-           length: int, sampling: SamplingConfig = SamplingConfig(), primer=None) -> np.ndarray:
+           length: int, sampling: SamplingConfig = SamplingConfig(), primer=None, step_cond=None) -> np.ndarray:
     """`num` sequences: the primer (default `[BOS]`) then `length` sampled tokens, int32
     `[num, len(primer) + length]`. One compiled scan over the steps, compiled once per shapes,
-    model and encoding configs and `filters`; the other sampling settings are traced values."""
-    primer, state = _start(params, gen_config, encoding_config, num, primer)
+    model and encoding configs and `filters`; the other sampling settings are traced values.
+
+    `step_cond`: the changes to play over, int `[S, COND_SIZE]` (shared) or `[num, S, COND_SIZE]`
+    (per song), row s for a note starting at grid step s (`lead_sheets.step_conditioning`). Each
+    song's grid position is tracked inside the scan, every fed token reads its note's row, and a
+    song ends (EOS, then PAD) at the first note that would start at step S or later, so length
+    follows the changes; `length` stays a cap on tokens. Without it, nothing of this runs."""
+    if step_cond is not None:
+        step_cond = np.asarray(step_cond)
+        if step_cond.ndim == 2:
+            step_cond = step_cond[None]
+        if step_cond.ndim != 3 or step_cond.shape[2] != ls.COND_SIZE or step_cond.shape[0] not in (1, num) \
+                or step_cond.shape[1] < 1:
+            raise ValueError(f"step_cond must be int [S, {ls.COND_SIZE}] or [num, S, {ls.COND_SIZE}] with S >= 1, "
+                             f"got {step_cond.shape}")
+        step_cond = np.broadcast_to(step_cond.astype(np.int32), (num,) + step_cond.shape[1:])
+    primer, state = _start(params, gen_config, encoding_config, num, primer, step_cond)
     if length <= 0:
         return np.array(primer)
     tokens = _sample_scan(params, gen_config, encoding_config, static_filters(sampling), Knobs.of(sampling),
-                          state, rng, int(length))
+                          state, rng, int(length), None if step_cond is None else jnp.asarray(step_cond))
     return np.concatenate([primer, np.asarray(tokens)], axis=1).astype(np.int32)
 
 

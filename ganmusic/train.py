@@ -19,10 +19,11 @@ from pathlib import Path
 import jax
 import numpy as np
 
-from ganmusic import checkpoints, classify, data, plots, tboard, windows
+from ganmusic import checkpoints, classify, configs, data, plots, tboard, windows
+from ganmusic import lead_sheets as ls
 from ganmusic.encoding import Grammar, Vocab
 from ganmusic.errors import TrainingDiverged
-from ganmusic.gan import AdvState, init_adv_state, make_adv_step
+from ganmusic.gan import AdvState, init_adv_state, make_adv_step, rollout_length
 from ganmusic.mle import init_state, make_eval_nll, make_mle_step, make_optimizer, unigram_nll, validation_nll
 from ganmusic.models import Generator, StyleClassifier
 from ganmusic.runs import MetricsLog, RunConfig, RunError, check_vocab, load_run_config, restore_params, resumed
@@ -117,10 +118,16 @@ class Discriminator:
 
 
 def load_discriminator(config: RunConfig) -> Discriminator:
+    """The critic starts from the run's classifier: a chord-aware one (trained with chords) for
+    a chord-conditioned generator, so the critic judges melodies over their changes."""
     clf = classify.Classifier.load(config.adv.classifier)
     if clf.encoding != config.encoding:
         raise RunError(f"classifier {config.adv.classifier}: its encoding differs from this run's "
                        "(train both with the same steps per beat and melody/all-notes setting)")
+    if config.generator.chords and not clf.model_config.chords:
+        raise RunError(f"classifier {config.adv.classifier} does not read chords and this run's generator does: "
+                       "train a chord-aware classifier (train-classifier with chords) for it, or train the "
+                       "generator without chords")
     return Discriminator(StyleClassifier(clf.model_config), clf.params, clf.window)
 
 
@@ -136,22 +143,37 @@ def adv_optimizers(config: RunConfig):
 class Batches:
     """Global batch `k` of either phase, a pure function of (seed, k)."""
 
-    def __init__(self, corpus: data.Corpus, config: RunConfig, disc_window: int | None):
+    def __init__(self, corpus: data.Corpus, config: RunConfig, disc_window: int | None, disc_chords: bool = False):
         kw = dict(seed=config.seed, transpose=config.transpose)
-        self.config = config
+        self.config, self.vocab = config, corpus.vocab
         self.mle = windows.WindowSampler(corpus, "train", config.window, config.batch_size, positive=True, **kw)
+        # Chords in the adversarial phase: each generated example plays over the changes of a real
+        # positive training stretch twice as long as its tokens, as rows per grid step (notes of
+        # 2 beats on average at most; later steps hold the last row).
+        self.chords = bool(disc_window) and (bool(config.generator.chords) or disc_chords)
         if disc_window:
             self.real = windows.WindowSampler(corpus, "train", disc_window, config.batch_size, positive=True, **kw)
             self.other = windows.WindowSampler(corpus, "train", disc_window, config.batch_size, positive=False, **kw)
+        if self.chords:
+            tokens = rollout_length(disc_window, config.adv.windows)
+            self.change_steps = (tokens // 3 + 1) * 2 * config.encoding.steps_per_beat
+            self.changes = windows.WindowSampler(corpus, "train", 2 * tokens, config.batch_size, positive=True, **kw)
 
     def __call__(self, k: int) -> dict:
         mle = self.mle.batch(k)
         batch = {"mle_tokens": mle.tokens, "mle_mask": mle.mask}
+        if self.config.generator.chords:
+            batch["mle_cond"] = mle.cond
         if k > self.config.mle_steps:
             # Different streams for D than for the NLL term: offset the step index.
             real, other = self.real.batch(k + 10**9), self.other.batch(k + 2 * 10**9)
             batch.update(real_tokens=real.tokens, real_mask=real.mask, other_tokens=other.tokens,
                          other_mask=other.mask, example_ids=np.arange(self.config.batch_size, dtype=np.int32))
+            if self.chords:
+                stretch = self.changes.batch(k + 3 * 10**9)
+                batch.update(real_cond=real.cond, other_cond=other.cond, changes=np.stack([
+                    ls.steps_from_tokens(t[m], c[m], self.vocab, self.change_steps)
+                    for t, m, c in zip(stretch.tokens, stretch.mask, stretch.cond)]).astype(np.int32))
         return batch
 
 
@@ -167,11 +189,34 @@ def sync_processes(name: str, timeout_s: int = 1800) -> None:
         ocp.multihost.get_barrier_sync_fn()(key=name, timeout_ms=timeout_s * 1000)
 
 
-def write_samples(config: RunConfig, gen_params, directory: Path, length: int, num: int = 4) -> None:
-    """A few samples during training, so users can listen to it."""
+def resolve_chords(config: RunConfig, corpus: data.Corpus) -> RunConfig:
+    """A run whose generator's `chords` is None (train-gan's default) reads chords exactly when
+    the positive training files have some: a corpus without chords trains the generator of
+    before (conditioning on bar positions alone would change it for nothing)."""
+    if config.generator.chords is not None:
+        return config
+    train = corpus.indices("train", positive=True)
+    has = any((corpus.conditioning(i)[:, ls.ROOT] >= 0).any() for i in train)
+    return configs.replace(config, {"generator.chords": bool(has),
+                                    "generator.steps_per_beat": config.encoding.steps_per_beat})
+
+
+def sample_changes(corpus: data.Corpus, indices, steps: int) -> np.ndarray | None:
+    """Changes to write samples over: the first of `indices`' files, per grid step."""
+    if not len(indices):
+        return None
+    i = int(indices[0])
+    return ls.steps_from_tokens(corpus.sequence(i), corpus.conditioning(i), corpus.vocab, steps)
+
+
+def write_samples(config: RunConfig, gen_params, directory: Path, length: int, num: int = 4,
+                  step_cond: np.ndarray | None = None) -> None:
+    """A few samples during training, so users can listen to it (a chord-conditioned generator
+    plays over `step_cond`)."""
     from ganmusic import sampling, songs
 
-    tokens = sampling.sample(gen_params, config.generator, config.encoding, jax.random.PRNGKey(config.seed), num, length)
+    tokens = sampling.sample(gen_params, config.generator, config.encoding, jax.random.PRNGKey(config.seed), num, length,
+                             step_cond=step_cond if config.generator.chords else None)
     songs.write_songs(tokens, config.encoding, directory)
 
 
@@ -213,6 +258,7 @@ def train_run(config: RunConfig | None, run_dir: str | Path, resume: bool = Fals
         console.print(f"devices: {parallel.describe(config.batch_size)}", highlight=False)
     corpus = corpus or data.load_corpus(config.data, config.encoding, positive=config.positive, progress=progress,
                                         allow_outside=config.allow_outside)
+    config = check_vocab(resolve_chords(config, corpus))
     model = Generator(config.generator)
     optimizer = mle_optimizer(config)
     disc = load_discriminator(config) if config.adv.steps else None
@@ -232,7 +278,7 @@ def train_run(config: RunConfig | None, run_dir: str | Path, resume: bool = Fals
     if writer:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-    batches = Batches(corpus, config, disc.window if disc else None)
+    batches = Batches(corpus, config, disc.window if disc else None, bool(disc and disc.model.config.chords))
     val = windows.eval_windows(corpus, corpus.indices("val", positive=True), config.window)
     if len(val.tokens) == 0:
         raise RunError(f"{config.data}: no '{config.positive}' files in the validation split (the corpus is too small)")
@@ -306,7 +352,7 @@ def train_run(config: RunConfig | None, run_dir: str | Path, resume: bool = Fals
                 tokens_seen += int(batch["mle_mask"].sum())
                 if step % config.eval_every == 0 or step in (config.mle_steps, config.total_steps):
                     params = parallel.unreplicate(replicated).gen
-                    val_nll = validation_nll(eval_nll, params, val, config.batch_size)
+                    val_nll = validation_nll(eval_nll, params, val, config.batch_size, bool(config.generator.chords))
                     elapsed = time.perf_counter() - t0
                     row = {"step": step, "phase": phase, **{k: v / count for k, v in sums.items()},
                            "val_nll": val_nll, "val_perplexity": math.exp(val_nll), "unigram_nll": baseline,
@@ -328,7 +374,9 @@ def train_run(config: RunConfig | None, run_dir: str | Path, resume: bool = Fals
                 if (phase == "adv" and writer and config.adv.sample_every
                         and (step - config.mle_steps) % config.adv.sample_every == 0):
                     gen_params = parallel.unreplicate(replicated).gen
-                    write_samples(config, gen_params, run_dir / "samples" / f"{step:06d}", 4 * disc.window)
+                    write_samples(config, gen_params, run_dir / "samples" / f"{step:06d}", 4 * disc.window,
+                                  step_cond=sample_changes(corpus, corpus.indices("val", positive=True),
+                                                           4 * disc.window * config.encoding.steps_per_beat))
                 if writer and (step % config.checkpoint_every == 0 or step in (config.mle_steps, config.total_steps)
                                or stop.raised):
                     manager.save(step, parallel.unreplicate(replicated))

@@ -168,10 +168,12 @@ def eval_windows(corpus: Corpus, indices: np.ndarray, window: int) -> Batch:
 
 def fixed_batches(tokens: np.ndarray, mask: np.ndarray, batch_size: int):
     """`(tokens, mask, n)` chunks of exactly `batch_size` rows, the last one zero-padded (`n`
-    real rows), so a jitted function over them compiles once."""
+    real rows), so a jitted function over them compiles once. `tokens` may have more axes
+    (chord rows `[N, W, K]`)."""
     for lo in range(0, len(tokens), batch_size):
         t, m = tokens[lo : lo + batch_size], mask[lo : lo + batch_size]
         n = len(t)
         if n < batch_size:
-            t, m = np.pad(t, ((0, batch_size - n), (0, 0))), np.pad(m, ((0, batch_size - n), (0, 0)))
+            rows = ((0, batch_size - n),)
+            t, m = np.pad(t, rows + ((0, 0),) * (t.ndim - 1)), np.pad(m, rows + ((0, 0),) * (m.ndim - 1))
         yield t, m, n

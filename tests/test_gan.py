@@ -177,7 +177,7 @@ def test_generated_samples_are_cut_into_note_aligned_windows(window):
     params = gen.init(jax.random.key(0), jnp.zeros((1, 4), jnp.int32))["params"]
     length = gan.rollout_length(window, 3)
     keys = jax.random.split(jax.random.PRNGKey(1), 2)  # raw keys, as the step makes them
-    one_hots, ids, _, _ = gan.rollout(gen, params, Grammar(vocab), keys, length, 1.0, True)
+    one_hots, ids = gan.rollout(gen, params, Grammar(vocab), keys, length, 1.0, True)[:2]
     windows = np.asarray(gan.sample_windows(ids, window, 3))
     assert windows.shape == (2 * 3, window)
     assert (vocab.token_type[windows[:, 0]] == T_SHIFT).all()  # like real windows: on a note boundary

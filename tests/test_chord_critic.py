@@ -1,0 +1,90 @@
+"""Issue 14, the conditional critic: a chord-aware classifier, the adversarial phase over
+changes taken from real training solos, and the pairing rules with older classifiers."""
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from conftest import make_tiny_corpus
+from ganmusic import classify, data, runs, train
+from ganmusic import encoding as enc
+from ganmusic import lead_sheets as ls
+from ganmusic.configs import (AdvConfig, ClassifierConfig, EncodingConfig, GeneratorConfig, RunConfig,
+                              TrainConfig)
+from ganmusic.models import StyleClassifier, relative_chord_features
+
+ENC = EncodingConfig(steps_per_beat=4, melody=True)
+VOCAB = enc.Vocab(ENC)
+
+
+def chord_corpus(root):
+    make_tiny_corpus(root)
+    for i, path in enumerate(sorted(root.glob("*/*.mid"))):
+        path.with_name(path.stem + ".chords.txt").write_text(["| Dm7 G7 | Cmaj7 | A7 | D7 |", "| F7 | Bb7 |"][i % 2] * 8)
+    return data.load_corpus(root, ENC, cache_dir=root.parent / "cache", progress=False, split_fractions=(4, 1, 1))
+
+
+def test_the_critics_chord_view_is_key_invariant():
+    cfg = ClassifierConfig.for_vocab(VOCAB, chords=True)
+    rng = np.random.default_rng(0)
+    pitches = rng.integers(48, 72, (2, 9))
+    rows = np.tile(ls.NO_COND, (2, 9, 1)).astype(np.int32)
+    rows[..., ls.ROOT], rows[..., ls.MASK] = 2, (1 << 2) | (1 << 6) | (1 << 9)  # D major: D F# A
+    rows[..., ls.NEXT_ROOT], rows[..., ls.NEXT_MASK] = 7, (1 << 7) | (1 << 11) | (1 << 2) | (1 << 5)  # G7
+    rows[..., ls.BAR_STEP], rows[..., ls.BAR_STEPS] = 3, 16
+
+    def view(shift):
+        ids = jnp.asarray(VOCAB.pitch_start + pitches + shift - ENC.pitch_min)
+        probs = jnp.eye(len(VOCAB.pitches))[ids - VOCAB.pitch_start]
+        return np.asarray(relative_chord_features(cfg, probs, ls.transpose_conditioning(rows, shift)))
+
+    base = view(0)
+    np.testing.assert_allclose(view(5), base)  # the same music in another key looks the same
+    in_chord = np.isin(pitches % 12, [2, 6, 9])
+    np.testing.assert_array_equal(base[..., 24], in_chord)  # the chord-tone flag
+
+
+def test_chord_aware_critic_drives_the_adversarial_phase_over_changes(tmp_path):
+    corpus = chord_corpus(tmp_path / "corpus")
+    small = dict(hidden=8, embed_dim=8, layers=1)
+    tc = TrainConfig(window=24, steps=2, batch_size=4, eval_every=2)
+    classify.train_classifier(corpus, tmp_path / "aware", ClassifierConfig.for_vocab(VOCAB, chords=True, **small),
+                              tc, progress=False)
+    classify.train_classifier(corpus, tmp_path / "blind", ClassifierConfig.for_vocab(VOCAB, **small), tc,
+                              progress=False)
+    aware = classify.Classifier.load(tmp_path / "aware")
+    assert aware.model_config.chords and "chord_proj" in aware.params
+    # It reads the chords: the same window over other changes scores differently.
+    batch = corpus.cond[:24][None].astype(np.int32)
+    tokens = corpus.tokens[:24][None].astype(np.int32)
+    model = StyleClassifier(aware.model_config)
+    other = ls.transpose_conditioning(batch, 3)
+    assert not np.allclose(model.apply({"params": aware.params}, tokens, None, batch),
+                           model.apply({"params": aware.params}, tokens, None, other))
+    # A classifier saved before chords existed still loads, as a chord-blind one.
+    config_path = tmp_path / "blind" / "config.json"
+    saved = json.loads(config_path.read_text())
+    for key in ("chords", "steps_per_beat", "pitch_min"):
+        del saved["model"][key]
+    config_path.write_text(json.dumps(saved))
+    assert classify.Classifier.load(tmp_path / "blind").model_config.chords is False
+
+    gen = GeneratorConfig(vocab_size=VOCAB.size, layers=(8,), embed_dim=8, chords=True, steps_per_beat=4)
+
+    def run_config(classifier):
+        return RunConfig(data=str(corpus.root), generator=gen, encoding=ENC, window=24, batch_size=4, mle_steps=2,
+                         eval_every=2, checkpoint_every=2, seed=2, devices=1,
+                         adv=AdvConfig(steps=2, classifier=str(classifier), windows=2, sample_every=0, lambda_fm=1.0))
+
+    with pytest.raises(runs.RunError, match="does not read chords"):
+        train.train_run(run_config(tmp_path / "blind"), tmp_path / "paired_blind", progress=False, corpus=corpus)
+    batches = train.Batches(corpus, run_config(tmp_path / "aware"), aware.window, True)
+    adv_batch = batches(3)
+    assert adv_batch["changes"].shape[:2] == (4, batches.change_steps)
+    assert (adv_batch["changes"][..., ls.ROOT] >= 0).mean() > 0.5
+    summary = train.train_run(run_config(tmp_path / "aware"), tmp_path / "run", progress=False, corpus=corpus)
+    last = summary["last"]
+    assert summary["step"] == 4 and last["phase"] == "adv"
+    assert all(np.isfinite(last[k]) for k in ("d_loss", "g_adv_loss", "mle_loss", "val_nll"))
