@@ -154,7 +154,7 @@ def main():
             gen = GeneratorConfig(vocab_size=corpus.vocab.size, layers=layers, chords=chords,
                                   steps_per_beat=encoding.steps_per_beat)
             base = out / f"s{seed}-{'chords' if chords else 'plain'}-base"
-            if not (base / "config.json").exists():
+            if not train.has_complete_checkpoint(base):  # (checkpoints: the last step only)
                 train.train_run(RunConfig(generator=gen, mle_steps=args.mle_steps, **common), base, corpus=corpus)
             then = dict(common, init_from=str(base), eval_every=max(args.more_steps // 4, 1))
             name = "b_chords_mle" if chords else "a_plain_mle"
@@ -165,11 +165,12 @@ def main():
                         steps=args.more_steps, classifier=str(critic), sample_every=0, **adv))
         for name, config in runs_of_seed.items():
             run_dir = out / f"s{seed}-{name}"
-            if not (run_dir / "config.json").exists():
+            if not train.has_complete_checkpoint(run_dir):
                 train.train_run(config, run_dir, corpus=corpus)
             folder = out / "samples" / f"s{seed}-{name}"
             if not folder.exists():
-                sample_over(run_dir, changes, folder, seed)
+                sample_over(run_dir, changes, folder.with_name(folder.name + ".partial"), seed)
+                folder.with_name(folder.name + ".partial").rename(folder)
             folders.append(folder)
             results[f"s{seed}-{name}"] = {"val_nll": runs.MetricsLog.read(run_dir / "metrics.jsonl")[-1]["val_nll"]}
     evaluation = evaluate.evaluate(folders, out / "eval", against=args.data, num=args.samples, length=192, seed=7)
