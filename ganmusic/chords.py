@@ -119,61 +119,109 @@ def sidecar_path(midi_path) -> Path:
     return p.with_name(p.stem + ".chords.txt")
 
 
+@dataclass
+class WrittenChanges:
+    """Chord changes as written, before any bar has a place in time (`read_written_changes`).
+
+    `beat_changes`: `(beat, symbol, line)` from `BEAT SYMBOL` lines; `bars`: one list per bar of
+    `(symbol, line, slot)` (slot 1 is the bar's first chord), `/` and `%` already expanded;
+    `meters[i]`: the length in beats that a meter (`3/4`) written at bar i sets from there on
+    (None: none written there); `problems`: `(text, line, bar, why)` for a `%` or `/` with no
+    chord before it and a meter that cannot be (bar: 1-based, 0 where no bar was open)."""
+
+    beat_changes: list = field(default_factory=list)
+    bars: list = field(default_factory=list)
+    meters: list = field(default_factory=list)
+    problems: list = field(default_factory=list)
+
+    def bar_starts(self, bars: np.ndarray | None = None, beats_per_bar: float = 4.0) -> np.ndarray:
+        """Where each written bar starts, and where the last one ends (`len(self.bars) + 1`
+        beats): at the given bar lines `bars` (e.g. a MIDI file's `bar_starts`; written meters
+        then only set the length past them), else from 0 at the written meters
+        (`beats_per_bar` until the first)."""
+        if bars is not None and len(bars):
+            starts = [float(b) for b in np.asarray(bars, dtype=np.float64)]
+            length = (starts[-1] - starts[-2]) if len(starts) > 1 else beats_per_bar
+        else:
+            starts, length = [0.0], beats_per_bar
+        for i in range(len(starts) - 1, len(self.bars)):
+            length = self.meters[i] if i < len(self.meters) and self.meters[i] else length
+            starts.append(starts[-1] + length)
+        return np.array(starts[: len(self.bars) + 1], dtype=np.float64)
+
+
+_METER = re.compile(r"(\d{1,2})/(\d{1,2})")
+_BEAT_LINE = re.compile(r"(\d+(?:\.\d*)?)\s+(\S.*)")
+
+
+def read_written_changes(text: str) -> WrittenChanges:
+    """Chord text -> `WrittenChanges`; the formats are `parse_changes`'s."""
+    out = WrittenChanges()
+    meter = None  # written at the next bar
+    for line_no, raw in enumerate(text.splitlines(), 1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = _BEAT_LINE.fullmatch(line)
+        if m and "|" not in line and not _METER.fullmatch(line.split()[0]):
+            out.beat_changes.append((float(m.group(1)), m.group(2).strip(), line_no))
+            continue
+        for piece in line.split("|"):
+            slots = piece.strip().strip(":").split()
+            while slots and _METER.fullmatch(slots[0]):
+                num, den = map(int, _METER.fullmatch(slots[0]).groups())
+                if num < 1 or den not in (1, 2, 4, 8, 16, 32):
+                    out.problems.append((slots[0], line_no, len(out.bars) + 1, "is not a time signature"))
+                else:
+                    meter = num * 4.0 / den
+                slots = slots[1:]
+            if not slots:
+                continue
+            if slots == ["%"]:
+                if out.bars:
+                    out.bars.append([(s, line_no, j) for j, (s, _, _) in enumerate(out.bars[-1], 1)])
+                    out.meters.append(meter)
+                    meter = None
+                else:
+                    out.problems.append(("%", line_no, 0, "repeats a bar, but no bar comes before it"))
+                continue
+            bar: list[tuple[str, int, int]] = []
+            for s in slots:
+                before = bar[-1][0] if bar else (out.bars[-1][-1][0] if out.bars else None)
+                if s == "/" and before is None:
+                    out.problems.append(("/", line_no, len(out.bars) + 1, "repeats a chord, but no chord comes before it"))
+                else:
+                    bar.append((before if s == "/" else s, line_no, len(bar) + 1))
+            if bar:
+                out.bars.append(bar)
+                out.meters.append(meter)
+                meter = None
+    return out
+
+
 def parse_changes(text: str, bars: np.ndarray | None = None, beats_per_bar: float = 4.0
                   ) -> tuple[ChordTimeline, Counter]:
     """Chord changes written as text -> `(timeline, unparsed symbol counts)`.
 
-    Two line formats (a sidecar `song.chords.txt` uses one of them; `#` starts a comment line):
+    Two line formats (a sidecar `song.chords.txt` or a `sample --changes` file uses them; `#`
+    starts a comment line):
 
     - `BEAT SYMBOL`: the chord starting at BEAT (quarter-note beats from the file's start, the
       beats of its tempo map), e.g. `0 Dm7` / `4 G7` / `8 Cmaj7`;
     - bars: `| Dm7 G7 | Cmaj7 | % |` (leading and trailing `|` optional, lines continue each
       other): the chords of a bar split it evenly, `/` repeats the chord before it for one more
-      slot, `%` repeats the whole previous bar, `NC` is no chord. Bars start at `bars` (beats,
-      e.g. from `bar_starts`) and go on past them at the last bar's length (`beats_per_bar`
-      where none is given).
+      slot, `%` repeats the whole previous bar, `NC` is no chord, a time signature (`3/4`) at
+      the start of a bar sets the bar length from there on. Bars start at `bars` (beats, e.g.
+      from `bar_starts`) and go on past them at the last bar's length (`beats_per_bar`, then
+      the written time signatures, where none is given).
     """
-    changes: list[tuple[float, str]] = []
-    unparsed: Counter = Counter()
-    bar_items: list[list[str]] = []
-    for raw in text.splitlines():
-        line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        m = re.fullmatch(r"(\d+(?:\.\d*)?)\s+(\S.*)", line)
-        if m and "|" not in line:
-            changes.append((float(m.group(1)), m.group(2).strip()))
-            continue
-        for piece in line.split("|"):
-            piece = piece.strip().strip(":").strip()
-            if not piece:
-                continue
-            slots = piece.split()
-            if slots == ["%"]:
-                if bar_items:
-                    bar_items.append(list(bar_items[-1]))
-                else:
-                    unparsed["%"] += 1
-                continue
-            bar: list[str] = []
-            for s in slots:
-                if s == "/":
-                    if bar or bar_items:
-                        bar.append(bar[-1] if bar else bar_items[-1][-1])
-                    else:
-                        unparsed["/"] += 1
-                else:
-                    bar.append(s)
-            if bar:
-                bar_items.append(bar)
-    if bar_items:
-        starts = list(np.asarray(bars, dtype=np.float64)) if bars is not None and len(bars) else [0.0]
-        length = (starts[-1] - starts[-2]) if len(starts) > 1 else beats_per_bar
-        while len(starts) < len(bar_items) + 1:
-            starts.append(starts[-1] + length)
-        for b, bar in enumerate(bar_items):
-            slot = (starts[b + 1] - starts[b]) / len(bar)
-            changes += [(starts[b] + j * slot, s) for j, s in enumerate(bar)]
+    written = read_written_changes(text)
+    unparsed: Counter = Counter(t for t, *_ in written.problems)
+    changes = [(beat, s) for beat, s, _ in written.beat_changes]
+    starts = written.bar_starts(bars, beats_per_bar)
+    for b, bar in enumerate(written.bars):
+        slot = (starts[b + 1] - starts[b]) / len(bar)
+        changes += [(starts[b] + j * slot, s) for j, (s, _, _) in enumerate(bar)]
     for _, s in changes:
         if not try_parse(s)[1]:
             unparsed[s] += 1

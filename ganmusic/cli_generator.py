@@ -27,6 +27,12 @@ def parse_layers(text: str) -> tuple[int, ...]:
     return layers
 
 
+def _shipped_forms() -> list[str]:
+    from ganmusic.changes import shipped_forms  # light: no JAX
+
+    return list(shipped_forms())
+
+
 def run_option(path: str, *param_decls, **kw):
     """An option whose default is the `RunConfig` field at `path` (e.g. "adv.steps")."""
     return typer.Option(default(RunConfig, path), *param_decls, **kw)
@@ -201,6 +207,15 @@ def sample(
     num: int = typer.Option(8, help="Number of songs."),
     length: int = typer.Option(768, help="Tokens to generate per song (3 per note)."),
     bars: Optional[int] = typer.Option(None, help="Generate this many 4/4 bars instead of --length tokens."),
+    changes: Optional[str] = typer.Option(None, metavar="CHANGES",
+                                          help="Improvise over chord changes (a generator trained on chords): a chord "
+                                               "line in bars such as \"Dm7 G7 | Cmaj7 | % |\" (/ repeats the chord, % "
+                                               "the bar, 3/4 sets the meter), a text file of such lines, a MIDI file with "
+                                               "chord text/marker/lyric events, or a shipped form: "
+                                               f"{', '.join(_shipped_forms())}. Songs last as long as the changes; "
+                                               "the MIDI gets a comping track and the chord symbols."),
+    choruses: int = typer.Option(1, help="Play the changes this many times."),
+    comping: bool = typer.Option(True, "--comping/--no-comping", help="With --changes: a second track voicing the chords."),
     temperature: float = typer.Option(default(SamplingConfig, "temperature")),
     top_k: int = typer.Option(default(SamplingConfig, "top_k"), help="Sample among the k most likely tokens (0: off)."),
     top_p: float = typer.Option(default(SamplingConfig, "top_p"), help="Nucleus sampling mass (1: off)."),
@@ -212,13 +227,15 @@ def sample(
     primer_in_output: bool = typer.Option(True, "--primer-in-output/--no-primer-in-output"),
     tempo: float = typer.Option(120.0, help="Tempo of the written MIDI (BPM)."),
     wav: bool = typer.Option(False, "--wav", help="Also render audio with pretty_midi's built-in synthesizer."),
-    png: bool = typer.Option(True, "--png/--no-png", help="Write a piano-roll PNG per song."),
+    png: bool = typer.Option(True, "--png/--no-png", help="Write a piano-roll PNG per song (with --changes: the "
+                                                             "chord symbols above the bars)."),
     out: Optional[Path] = typer.Option(None, help="Output folder (default: a new RUN/samples/CHECKPOINT-sSEED, "
                                                   "-2, -3, ... when taken; samples/pretrained/... here for the "
                                                   "pretrained default)."),
     seed: int = typer.Option(0, help="Sampling seed."),
 ):
-    """Generate new songs from a trained generator: MIDI, piano-roll PNGs and a summary table."""
+    """Generate new songs from a trained generator: MIDI, piano-roll PNGs and a summary table;
+    with --changes, improvisations over chord changes with a comping track."""
     from ganmusic import pretrained, runs, songs
 
     sampling_config = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, argmax_mix=argmax_mix,
@@ -232,17 +249,25 @@ def sample(
         summary = songs.generate_songs(run, out, checkpoint=checkpoint, num=num, length=length, bars=bars,
                                        sampling_config=sampling_config, primer=primer,
                                        primer_in_output=primer_in_output, tempo=tempo, png=png, wav=wav, seed=seed,
-                                       samples_dir=samples_dir, progress=True)
+                                       samples_dir=samples_dir, progress=True, changes=changes, choruses=choruses,
+                                       comping=comping)
     except runs.NoBestError as exc:
         raise UserError(f"{exc}: --checkpoint last") from None
     source = "the pretrained default" if pretrained.is_pretrained(run) else run
-    table = Table(title=f"{num} samples from {source} ({checkpoint})")
+    over = summary.get("changes")
+    table = Table(title=f"{num} samples from {source} ({checkpoint})" + (
+        f" over {over['form']}: {over['bars']} bars, {over['choruses']} chorus{'es' if over['choruses'] > 1 else ''}"
+        if over else ""))
     for col in ("file", "notes", "seconds", "pitch range", "longest run of one pitch"):
         table.add_column(col, justify="left" if col == "file" else "right")
     for r in summary["samples"]:
         span = f"{r['pitch_low']}-{r['pitch_high']}" if r["notes"] else "-"
         table.add_row(Path(r["file"]).name, str(r["notes"]), f"{r['seconds']:.1f}", span, str(r["longest_pitch_run"]))
     print_result(table)
+    short = [r for r in summary["samples"] if r.get("reached_end_of_changes") is False]
+    if short:
+        console.print(f"{len(short)} of {num} songs played more than 4 notes a beat on average and ran out of room "
+                      "before the changes ended")
     console.print(f"wrote {summary['out_dir']}/ (MIDI{', piano-roll PNGs' if png else ''}{', WAV' if wav else ''}, "
                   "summary.json)")
 

@@ -96,10 +96,11 @@ def window_timeline(window_probs, window_tokens: int, path: str | Path, title: s
     return save(fig, path)
 
 
-# Piano rolls are written straight from an array of palette indices (no figure, no text
-# rendering, a 5-colour PNG): milliseconds a song instead of most of a second, so `sample --num
-# 256` spends its time generating. Time runs left to right, high pitches on top; the title goes
-# into the PNG's metadata ("Title").
+# Piano rolls are written straight from an array of palette indices (no figure, a 6-colour PNG):
+# milliseconds a song instead of most of a second, so `sample --num 256` spends its time
+# generating. Time runs left to right, high pitches on top, note names in a column on the left;
+# the title goes into the PNG's metadata ("Title"); a song over changes gets its chord symbols in
+# a strip above the bars.
 ROLL_PITCH_PX = 6  # rows per pitch
 ROLL_MAX_WIDTH = 2400  # pixels; a step gets up to 4 columns, fewer in long songs
 ROLL_PALETTE = np.array([(255, 255, 255), (241, 243, 246), (200, 200, 200),  # background, black keys, bar lines
@@ -107,12 +108,14 @@ ROLL_PALETTE = np.array([(255, 255, 255), (241, 243, 246), (200, 200, 200),  # b
 BACKGROUND, BLACK_KEY, BAR, NOTE, PRIMER, TEXT = range(len(ROLL_PALETTE))
 BLACK_KEYS = np.array([1, 3, 6, 8, 10])  # pitch classes of the black keys
 ROLL_LABEL_PX = 30  # the note-name column left of the roll
+CHORD_ROWS, CHORD_ROW_PX = 2, 13  # chord symbols above the roll: two staggered rows of text
+EMPTY_RANGE = (58, 74)  # the rows of a roll without notes (a song over changes that played none)
 
 
 def roll_range(notes) -> tuple[int, int]:
     """The lowest and highest pitch row of a piano roll: the notes' range and two more each side."""
     pitches = [n.pitch for n in notes]
-    return min(pitches) - 2, max(pitches) + 2
+    return (min(pitches) - 2, max(pitches) + 2) if pitches else EMPTY_RANGE
 
 
 def pitch_labels(low: int, high: int) -> list[tuple[int, str]]:
@@ -124,24 +127,41 @@ def pitch_labels(low: int, high: int) -> list[tuple[int, str]]:
     return [(p, pretty_midi.note_number_to_name(p)) for p in pitches]
 
 
-def piano_roll_indices(notes, steps_per_beat: int, primer_notes: int = 0) -> np.ndarray:
-    """Notes as bars over time, as `ROLL_PALETTE` indices uint8 `[H, W]`: black-key rows faintly
-    shaded, a line every 4 beats (a 4/4 bar), the primer (if any) in grey, a one-pixel gap after
-    each note and between pitches so repeated and neighbouring notes stay apart."""
-    if not notes:
-        return np.full((4 * ROLL_PITCH_PX, 4 * steps_per_beat), BACKGROUND, np.uint8)
-    onsets = np.array([n.onset for n in notes])
-    ends = onsets + np.array([n.duration for n in notes])
-    pitches = np.array([n.pitch for n in notes])
-    low, high = roll_range(notes)
+def roll_scale(steps: int) -> float:
+    """Columns per grid step for a roll `steps` long: up to 4, fewer for long songs."""
+    return min(4.0, ROLL_MAX_WIDTH / max(steps, 1))
+
+
+def roll_steps(notes, steps_per_beat: int, bars=None, end: int = 0) -> int:
+    """Grid steps a roll spans: whole 4/4 bars through the last note's end or `end`, whichever
+    is later; with given `bars`, up to that point."""
+    last = max([n.onset + n.duration for n in notes] + [int(end), 1])
     bar = 4 * steps_per_beat
-    steps = -(-int(ends.max()) // bar) * bar  # whole bars
-    scale = min(4.0, ROLL_MAX_WIDTH / steps)  # columns per step: up to 4, fewer for long songs
+    return -(-last // bar) * bar if bars is None else last
+
+
+def piano_roll_indices(notes, steps_per_beat: int, primer_notes: int = 0, bars=None, end: int = 0) -> np.ndarray:
+    """Notes as bars over time, as `ROLL_PALETTE` indices uint8 `[H, W]`: black-key rows faintly
+    shaded, a line at every bar (`bars`: bar-start steps; default every 4 beats, a 4/4 bar), the
+    primer (if any) in grey, a one-pixel gap after each note and between pitches so repeated and
+    neighbouring notes stay apart. The roll spans whole bars through the last note's end or
+    `end` (steps), whichever is later."""
+    bar = 4 * steps_per_beat
+    if not notes and not end:
+        return np.full((4 * ROLL_PITCH_PX, bar), BACKGROUND, np.uint8)
+    steps = roll_steps(notes, steps_per_beat, bars, end)
+    onsets = np.array([n.onset for n in notes], dtype=np.int64)
+    ends = onsets + np.array([n.duration for n in notes], dtype=np.int64)
+    pitches = np.array([n.pitch for n in notes], dtype=np.int64)
+    low, high = roll_range(notes)
+    scale = roll_scale(steps)
     width = max(int(steps * scale), 1)
     rows = np.where(np.isin(np.arange(high, low - 1, -1) % 12, BLACK_KEYS), BLACK_KEY, BACKGROUND)
     image = np.repeat(rows.astype(np.uint8), ROLL_PITCH_PX)[:, None].repeat(width, axis=1)
-    if bar * scale >= 4:  # bar lines while they stay apart
-        image[:, (np.arange(0, steps, bar) * scale).astype(int)] = BAR
+    lines = np.arange(0, steps, bar) if bars is None else np.asarray(bars, dtype=np.int64)
+    lines = lines[(lines >= 0) & (lines < steps)]
+    if len(lines) and np.diff(np.append(lines, steps)).min() * scale >= 4:  # bar lines while they stay apart
+        image[:, (lines * scale).astype(int)] = BAR
     starts = (onsets * scale).astype(int)
     stops = np.maximum((ends * scale).astype(int) - 1, starts + 1)  # a gap after each note, >= 1 column
     for k, (start, stop, pitch) in enumerate(zip(starts.tolist(), stops.tolist(), pitches.tolist())):
@@ -155,24 +175,37 @@ def piano_roll_image(notes, steps_per_beat: int, primer_notes: int = 0) -> np.nd
     return ROLL_PALETTE[piano_roll_indices(notes, steps_per_beat, primer_notes)]
 
 
-def piano_roll(notes, steps_per_beat: int, path: str | Path, title: str, primer_notes: int = 0) -> Path:
+def piano_roll(notes, steps_per_beat: int, path: str | Path, title: str, primer_notes: int = 0,
+               bars=None, chords=None, end: int = 0) -> Path:
     """The piano roll of `notes` as a palette PNG (the title in its metadata), with a column of
-    note names (C3, C4, ...) on the left."""
+    note names (C3, C4, ...) on the left. A song over changes passes its bar-start steps
+    (`bars`), its form's end (`end`, steps) and its chord symbols (`chords`: `(step, text)`),
+    drawn above the roll (a symbol that would overlap the last one of both rows is left out)."""
     from PIL import Image, ImageDraw, ImageFont
     from PIL.PngImagePlugin import PngInfo
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    roll = piano_roll_indices(notes, steps_per_beat, primer_notes)
-    indices = np.full((roll.shape[0], ROLL_LABEL_PX + roll.shape[1]), BACKGROUND, np.uint8)
-    indices[:, ROLL_LABEL_PX:] = roll
+    roll = piano_roll_indices(notes, steps_per_beat, primer_notes, bars, end)
+    top = CHORD_ROWS * CHORD_ROW_PX + 2 if chords else 0
+    indices = np.full((top + roll.shape[0], ROLL_LABEL_PX + roll.shape[1]), BACKGROUND, np.uint8)
+    indices[top:, ROLL_LABEL_PX:] = roll
     image = Image.fromarray(indices, mode="P")
-    if notes:
-        draw, font = ImageDraw.Draw(image), ImageFont.load_default()
+    draw, font = ImageDraw.Draw(image), ImageFont.load_default()
+    if notes or end:
         low, high = roll_range(notes)
         for pitch, name in pitch_labels(low, high):
-            middle = (high - pitch) * ROLL_PITCH_PX + ROLL_PITCH_PX // 2
+            middle = top + (high - pitch) * ROLL_PITCH_PX + ROLL_PITCH_PX // 2
             draw.text((2, middle), name, fill=TEXT, font=font, anchor="lm")
+    if chords:
+        scale, free = roll_scale(roll_steps(notes, steps_per_beat, bars, end)), [0.0] * CHORD_ROWS
+        for step, text in chords:
+            x = ROLL_LABEL_PX + step * scale
+            for row in range(CHORD_ROWS):
+                if x >= free[row]:
+                    draw.text((x + 1, row * CHORD_ROW_PX), text, fill=TEXT, font=font)
+                    free[row] = x + 1 + draw.textlength(text, font=font) + 3
+                    break
     image.putpalette(ROLL_PALETTE.ravel().tolist())
     info = PngInfo()
     info.add_text("Title", title)

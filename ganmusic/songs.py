@@ -45,17 +45,30 @@ def write_wav(midi, path: str | Path, rate: int = 22050) -> Path:
 
 
 def write_song(notes: list[Note], encoding: EncodingConfig, path: str | Path, tempo: float = 120.0,
-               png: bool = False, wav: bool = False, title: str = "", primer_notes: int = 0) -> Path:
-    """`path` (`.mid`), and beside it a piano-roll `.png` and a `.wav` when asked."""
+               png: bool = False, wav: bool = False, title: str = "", primer_notes: int = 0,
+               form=None, comping: bool = True) -> Path:
+    """`path` (`.mid`), and beside it a piano-roll `.png` and a `.wav` when asked. Over a
+    `changes.Form`: the melody cut to the form, a comping track (unless `comping` is False), the
+    chord symbols and time signatures (`changes.song_midi`); the roll shows the symbols."""
+    from ganmusic import changes
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    midi = enc.notes_to_midi(notes, encoding, tempo=tempo)
+    spb = encoding.steps_per_beat
+    if form is not None:
+        notes = changes.in_form(notes, form, spb)
+        midi = changes.song_midi(notes, form, encoding, tempo, with_comping=comping)
+    else:
+        midi = enc.notes_to_midi(notes, encoding, tempo=tempo)
     midi.write(str(path))
     if png:
         from ganmusic import plots
 
-        plots.piano_roll(notes, encoding.steps_per_beat, path.with_suffix(".png"), title=title or path.stem,
-                         primer_notes=primer_notes)
+        over = {} if form is None else dict(
+            bars=np.rint(form.bars[:-1] * spb).astype(np.int64), end=form.steps(spb),
+            chords=[(int(round(b * spb)), t) for b, t in zip(form.timeline.beats.tolist(), form.timeline.texts)])
+        plots.piano_roll(notes, spb, path.with_suffix(".png"), title=title or path.stem,
+                         primer_notes=primer_notes, **over)
     if wav:
         write_wav(midi, path.with_suffix(".wav"))
     return path
@@ -73,7 +86,12 @@ def write_songs(tokens, encoding: EncodingConfig, directory: str | Path, tempo: 
 
 def tokens_for_bars(bars: int) -> int:
     """Tokens to generate for `bars` 4/4 bars: room for four notes per beat (3 tokens each)."""
-    return bars * BEATS_PER_BAR * NOTES_PER_BEAT_ROOM * 3
+    return tokens_for_beats(bars * BEATS_PER_BAR)
+
+
+def tokens_for_beats(beats: float) -> int:
+    """Tokens to generate for `beats`: room for four notes per beat (3 tokens each)."""
+    return int(np.ceil(beats * NOTES_PER_BEAT_ROOM)) * 3
 
 
 def song_notes(row, vocab: Vocab, primer_notes: int, bars: int | None, keep_primer: bool) -> list[Note]:
@@ -106,18 +124,26 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
                    num: int = 8, length: int = 768, bars: int | None = None, sampling_config=None,
                    primer: str | Path | None = None, primer_in_output: bool = True, tempo: float = 120.0,
                    png: bool = True, wav: bool = False, seed: int = 0, workers: int | None = None,
-                   samples_dir: str | Path | None = None, progress: bool = False) -> dict:
+                   samples_dir: str | Path | None = None, progress: bool = False, changes=None, choruses: int = 1,
+                   comping: bool = True) -> dict:
     """Sample `num` songs from a run and write them to `out_dir` (default a new folder
     `SAMPLES/CHECKPOINT-sSEED[-N]/`, never one an earlier call wrote; SAMPLES is `samples_dir`, by default
     `RUN/samples`: give another for a read-only run such as the pretrained default): MIDI, piano-roll PNGs
     (unless `png` is False), WAV if asked, and `summary.json` (settings and per-song metrics), which
     is also returned, with `out_dir`. Songs are written by `song_writers` processes where there
     are many (`workers`: see there). `summary.json` is rewritten as songs are written
-    (`"complete": false` until the last), so an interrupted call still says which songs it wrote."""
+    (`"complete": false` until the last), so an interrupted call still says which songs it wrote.
+
+    `changes` (a chord line, a text or MIDI file, a shipped form's name, or a `changes.Form`;
+    see `changes.load_form`), played `choruses` times, makes every song an improvisation over
+    them, as long as they are: the run's generator must read chords. Each MIDI file then holds
+    the melody, a comping track (unless `comping` is False) and the chord symbols, and
+    `summary.json` records the changes."""
     import jax
 
-    from ganmusic import sampling
-    from ganmusic.runs import restore_params
+    from ganmusic import changes as changes_lib
+    from ganmusic import lead_sheets, sampling
+    from ganmusic.runs import load_run_config, restore_params
 
     from ganmusic.configs import check_seed
 
@@ -130,31 +156,54 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
         if not ok:
             raise GanmusicError(f"{what} {value} is out of range (num 1-{MAX_NUM:,} songs, length 3-{MAX_LENGTH:,} "
                                 f"tokens, bars 1-{MAX_LENGTH // tokens_for_bars(1):,}, tempo 10-400 BPM)")
+    form = None
+    if changes is None and choruses != 1:
+        raise GanmusicError(f"choruses {choruses}: choruses repeat changes, and none were given")
+    if changes is not None:
+        if bars is not None or primer is not None:
+            raise GanmusicError("the changes set where every song starts and how long it is: "
+                                "give no bars or primer with them")
+        form = changes if isinstance(changes, changes_lib.Form) else changes_lib.load_form(changes)
+        form = form.repeat(choruses)
+        if tokens_for_beats(form.beats) > MAX_LENGTH:
+            raise GanmusicError(f"{form.beats:g} beats of changes are too long a song (at most "
+                                f"{MAX_LENGTH // tokens_for_beats(1):,} beats)")
+        if not chord_conditioned(load_run_config(run_dir)):
+            raise GanmusicError(f"{run_dir}: its generator was trained without chords, so it cannot follow "
+                                "changes; train one on a corpus with chord symbols (ganmusic train-gan "
+                                "../shared/data/lead-sheets: a corpus with chords trains a chord-reading generator)")
     out_dir = Path(out_dir) if out_dir is not None else None
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise GanmusicError(f"{out_dir}: exists and is not a folder; choose another output folder")
     config, params = restore_params(run_dir, checkpoint)
     vocab = Vocab(config.encoding)
+    spb = config.encoding.steps_per_beat
     primer_tokens = None
     if primer is not None:
         primer_tokens = enc.encode_file(primer, config.encoding)[:-1]  # drop EOS: the song goes on
         if len(primer_tokens) < 2:
             raise GanmusicError(f"{primer}: the primer has no usable notes")
     length = tokens_for_bars(bars) if bars is not None else length
+    step_cond = None
+    if form is not None:  # every song plays over the changes and ends with them
+        step_cond = lead_sheets.step_conditioning(form.timeline, form.bars[:-1], form.steps(spb), spb)
+        length = tokens_for_beats(form.beats)
     with song_writers(num, workers) as pool:  # started now: their imports overlap the sampling
         tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num, length,
-                                 sampling_config, primer=primer_tokens)
+                                 sampling_config, primer=primer_tokens, step_cond=step_cond)
         if out_dir is None:  # created only now that there are songs to write
             out_dir = fresh_folder(Path(samples_dir or run_dir / "samples") / f"{checkpoint}-s{seed}")
         primer_notes = len(enc.tokens_to_notes(primer_tokens, vocab)) if primer_tokens is not None else 0
         rows: list[dict] = []
         summary = {"run": str(run_dir), "checkpoint": str(checkpoint), "seed": seed,
-                   "sampling": asdict(sampling_config), "num": num, "complete": False, "samples": rows}
+                   "sampling": asdict(sampling_config), "num": num,
+                   **({"changes": {**form.summary(), "comping": comping}} if form is not None else {}),
+                   "complete": False, "samples": rows}
         out_dir.mkdir(parents=True, exist_ok=True)
         write_summary(out_dir, summary)
         last_write = time.monotonic()
         song = SongJob(config.encoding, primer_notes, primer_notes if primer_in_output else 0, bars,
-                       primer_in_output or primer is None, tempo, png, wav, run_dir.name)
+                       primer_in_output or primer is None, tempo, png, wav, run_dir.name, form, comping)
         jobs = ((row, out_dir / f"sample-{k:03d}.mid") for k, row in enumerate(np.asarray(tokens)))
         # Many songs (or WAVs) take a while to write: a progress bar that says early how long.
         with maybe_progress(progress and num > 1, "writing songs", num, estimate=True) as advance:
@@ -167,6 +216,11 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
     summary["complete"] = True
     write_summary(out_dir, summary)
     return {**summary, "out_dir": str(out_dir)}
+
+
+def chord_conditioned(config) -> bool:
+    """Whether a run's generator reads chords (runs from before chords read as not)."""
+    return bool(getattr(config.generator, "chords", False))
 
 
 @dataclass(frozen=True)
@@ -183,15 +237,24 @@ class SongJob:
     png: bool
     wav: bool
     title: str
+    form: object = None  # a `changes.Form` to play over: cut to it, with comping and chord symbols
+    comping: bool = True
 
     def __call__(self, job) -> dict:
         from ganmusic import metrics
+        from ganmusic.changes import in_form
 
         row, path = job
         notes = song_notes(row, _vocab(self.encoding), self.primer_notes, self.bars, self.keep_primer)
+        if self.form is not None:
+            notes = in_form(notes, self.form, self.encoding.steps_per_beat)
         path = write_song(notes, self.encoding, path, self.tempo, png=self.png, wav=self.wav,
-                          title=f"{self.title} {Path(path).stem}", primer_notes=self.shown_primer)
-        return {"file": str(path), **metrics.summary(notes, self.encoding.steps_per_beat, self.tempo)}
+                          title=f"{self.title} {Path(path).stem}", primer_notes=self.shown_primer, form=self.form,
+                          comping=self.comping)
+        out = {"file": str(path), **metrics.summary(notes, self.encoding.steps_per_beat, self.tempo)}
+        if self.form is not None:  # False: the token budget (room for 4 notes a beat) ran out before the changes
+            out["reached_end_of_changes"] = bool((np.asarray(row) == enc.EOS).any())
+        return out
 
 
 @functools.lru_cache(maxsize=4)
