@@ -235,6 +235,28 @@ def test_the_piano_roll_shows_the_chord_symbols_above_the_bars(tmp_path):
         assert ((columns >= x) & (columns < x + 12)).any(), step
 
 
+def test_a_song_job_over_changes_crosses_to_a_writer_process_intact(tmp_path):
+    """`songs.SongJob` goes to spawned writer processes by pickle: with its form it must arrive
+    whole and write the same song."""
+    import pickle
+
+    from ganmusic import songs
+    from ganmusic.encoding import EOS, notes_to_tokens
+
+    encoding = EncodingConfig()
+    spb = encoding.steps_per_beat
+    form = chg.load_form(BLUES_F).repeat(2)
+    row = np.append(notes_to_tokens(melody(form.steps(spb), spb)[:-8], Vocab(encoding))[:-1], EOS)
+    job = songs.SongJob(encoding, 0, 0, None, True, 120.0, True, False, "t", form, True)
+    here = job((row, tmp_path / "here.mid"))
+    there = pickle.loads(pickle.dumps(job))((row, tmp_path / "there.mid"))
+    assert {k: v for k, v in here.items() if k != "file"} == {k: v for k, v in there.items() if k != "file"}
+    assert here["reached_end_of_changes"] and (tmp_path / "there.png").is_file()
+    a, b = (pretty_midi.PrettyMIDI(str(tmp_path / f"{n}.mid")) for n in ("here", "there"))
+    assert [len(i.notes) for i in a.instruments] == [len(i.notes) for i in b.instruments] and len(a.instruments) == 2
+    assert changes_of_timeline(ch.read_chords(b)[0]) == changes_of(form)
+
+
 # ---------------------------------------------------------------------------------------------
 # The CLI
 # ---------------------------------------------------------------------------------------------
