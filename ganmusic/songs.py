@@ -189,8 +189,9 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
         step_cond = lead_sheets.step_conditioning(form.timeline, form.bars[:-1], form.steps(spb), spb)
         length = tokens_for_beats(form.beats)
     with song_writers(num, workers) as pool:  # started now: their imports overlap the sampling
+        over = {} if step_cond is None else {"step_cond": step_cond}
         tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num, length,
-                                 sampling_config, primer=primer_tokens, step_cond=step_cond)
+                                 sampling_config, primer=primer_tokens, **over)
         if out_dir is None:  # created only now that there are songs to write
             out_dir = fresh_folder(Path(samples_dir or run_dir / "samples") / f"{checkpoint}-s{seed}")
         primer_notes = len(enc.tokens_to_notes(primer_tokens, vocab)) if primer_tokens is not None else 0

@@ -224,14 +224,15 @@ def test_the_piano_roll_shows_the_chord_symbols_above_the_bars(tmp_path):
     plain = np.array(Image.open(plots.piano_roll(notes, spb, tmp_path / "plain.png", "t")))
     over = np.array(Image.open(plots.piano_roll(notes, spb, tmp_path / "over.png", "t", bars=form.bars[:-1] * spb,
                                                 chords=labels, end=form.steps(spb))))
-    strip = over.shape[0] - plain.shape[0]
-    assert strip > 10 and (over[:strip] == plots.TEXT).any() and not (over[strip:] == plots.TEXT).any()
+    strip, left = over.shape[0] - plain.shape[0], plots.ROLL_LABEL_PX  # note names in the left column
+    assert strip > 10 and (over[:strip, left:] == plots.TEXT).any() and not (over[strip:, left:] == plots.TEXT).any()
+    assert (over[strip:, :left] == plots.TEXT).any()  # the note names, under the strip
     # The roll spans the whole form though the melody stops early, and each label starts at its change.
     scale = plots.roll_scale(form.steps(spb))
-    assert over.shape[1] == int(form.steps(spb) * scale)
+    assert over.shape[1] == left + int(form.steps(spb) * scale)
     columns = np.flatnonzero((over[:strip] == plots.TEXT).any(axis=0))
     for step, _ in labels:
-        x = int(step * scale)
+        x = left + int(step * scale)
         assert ((columns >= x) & (columns < x + 12)).any(), step
 
 
