@@ -189,9 +189,8 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
         step_cond = lead_sheets.step_conditioning(form.timeline, form.bars[:-1], form.steps(spb), spb)
         length = tokens_for_beats(form.beats)
     with song_writers(num, workers) as pool:  # started now: their imports overlap the sampling
-        over = {} if step_cond is None else {"step_cond": step_cond}
         tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num, length,
-                                 sampling_config, primer=primer_tokens, **over)
+                                 sampling_config, primer=primer_tokens, step_cond=step_cond)
         if out_dir is None:  # created only now that there are songs to write
             out_dir = fresh_folder(Path(samples_dir or run_dir / "samples") / f"{checkpoint}-s{seed}")
         primer_notes = len(enc.tokens_to_notes(primer_tokens, vocab)) if primer_tokens is not None else 0
@@ -220,8 +219,8 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
 
 
 def chord_conditioned(config) -> bool:
-    """Whether a run's generator reads chords (runs from before chords read as not)."""
-    return bool(getattr(config.generator, "chords", False))
+    """Whether a run's generator reads chords (runs saved before chords existed read as not)."""
+    return bool(config.generator.chords)
 
 
 @dataclass(frozen=True)
