@@ -1,6 +1,7 @@
 """Issue 14, the conditional critic: a chord-aware classifier, the adversarial phase over
 changes taken from real training solos, and the pairing rules with older classifiers."""
 
+import dataclasses
 import json
 
 import jax.numpy as jnp
@@ -8,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import make_tiny_corpus
-from ganmusic import classify, data, runs, train
+from ganmusic import classify, data, pretrained, runs, train
 from ganmusic import encoding as enc
 from ganmusic import lead_sheets as ls
 from ganmusic.configs import (AdvConfig, ClassifierConfig, EncodingConfig, GeneratorConfig, RunConfig,
@@ -46,13 +47,23 @@ def test_the_critics_chord_view_is_key_invariant():
     np.testing.assert_array_equal(base[..., 24], in_chord)  # the chord-tone flag
 
 
+def test_classifiers_and_runs_saved_before_chords_load_as_before_and_a_blind_critic_is_refused():
+    old = classify.Classifier.load(pretrained.classifier_path())  # shipped before chords existed
+    assert "chords" not in json.loads((pretrained.classifier_path() / "config.json").read_text())["model"]
+    assert old.model_config.chords is False and "chord_proj" not in old.params
+    run_config, params = runs.restore_params(pretrained.generator_path(), "best")
+    assert run_config.generator.chords is False and "chord_proj" not in params
+    chords_run = dataclasses.replace(run_config, generator=dataclasses.replace(run_config.generator, chords=True),
+                                     adv=AdvConfig(steps=2, classifier=str(pretrained.classifier_path())))
+    with pytest.raises(runs.RunError, match="does not read chords.*train a chord-aware classifier"):
+        train.load_discriminator(chords_run)
+
+
 def test_chord_aware_critic_drives_the_adversarial_phase_over_changes(tmp_path):
     corpus = chord_corpus(tmp_path / "corpus")
-    small = dict(hidden=8, embed_dim=8, layers=1)
     tc = TrainConfig(window=24, steps=2, batch_size=4, eval_every=2)
-    classify.train_classifier(corpus, tmp_path / "aware", ClassifierConfig.for_vocab(VOCAB, chords=True, **small),
-                              tc, progress=False)
-    classify.train_classifier(corpus, tmp_path / "blind", ClassifierConfig.for_vocab(VOCAB, **small), tc,
+    classify.train_classifier(corpus, tmp_path / "aware",
+                              ClassifierConfig.for_vocab(VOCAB, chords=True, hidden=8, embed_dim=8, layers=1), tc,
                               progress=False)
     aware = classify.Classifier.load(tmp_path / "aware")
     assert aware.model_config.chords and "chord_proj" in aware.params
@@ -63,28 +74,17 @@ def test_chord_aware_critic_drives_the_adversarial_phase_over_changes(tmp_path):
     other = ls.transpose_conditioning(batch, 3)
     assert not np.allclose(model.apply({"params": aware.params}, tokens, None, batch),
                            model.apply({"params": aware.params}, tokens, None, other))
-    # A classifier saved before chords existed still loads, as a chord-blind one.
-    config_path = tmp_path / "blind" / "config.json"
-    saved = json.loads(config_path.read_text())
-    for key in ("chords", "steps_per_beat", "pitch_min"):
-        del saved["model"][key]
-    config_path.write_text(json.dumps(saved))
-    assert classify.Classifier.load(tmp_path / "blind").model_config.chords is False
 
     gen = GeneratorConfig(vocab_size=VOCAB.size, layers=(8,), embed_dim=8, chords=True, steps_per_beat=4)
-
-    def run_config(classifier):
-        return RunConfig(data=str(corpus.root), generator=gen, encoding=ENC, window=24, batch_size=4, mle_steps=2,
-                         eval_every=2, checkpoint_every=2, seed=2, devices=1,
-                         adv=AdvConfig(steps=2, classifier=str(classifier), windows=2, sample_every=0, lambda_fm=1.0))
-
-    with pytest.raises(runs.RunError, match="does not read chords"):
-        train.train_run(run_config(tmp_path / "blind"), tmp_path / "paired_blind", progress=False, corpus=corpus)
-    batches = train.Batches(corpus, run_config(tmp_path / "aware"), aware.window, True)
+    config = RunConfig(data=str(corpus.root), generator=gen, encoding=ENC, window=24, batch_size=4, mle_steps=2,
+                       eval_every=2, checkpoint_every=2, seed=2, devices=1,
+                       adv=AdvConfig(steps=2, classifier=str(tmp_path / "aware"), windows=2, sample_every=0,
+                                     lambda_fm=1.0))
+    batches = train.Batches(corpus, config, aware.window, True)
     adv_batch = batches(3)
     assert adv_batch["changes"].shape[:2] == (4, batches.change_steps)
     assert (adv_batch["changes"][..., ls.ROOT] >= 0).mean() > 0.5
-    summary = train.train_run(run_config(tmp_path / "aware"), tmp_path / "run", progress=False, corpus=corpus)
+    summary = train.train_run(config, tmp_path / "run", progress=False, corpus=corpus)
     last = summary["last"]
     assert summary["step"] == 4 and last["phase"] == "adv"
     assert all(np.isfinite(last[k]) for k in ("d_loss", "g_adv_loss", "mle_loss", "val_nll"))
