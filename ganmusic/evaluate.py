@@ -296,6 +296,11 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
             raise EvaluateError(f"{p}: no such folder")
     runs = [p for p in inputs if is_run(p)]
     configs = {p: load_run_config(p) for p in runs}
+    for run in runs:  # its samples would play over no changes, its reference NLL read no chords
+        if configs[run].generator.chords:
+            raise EvaluateError(f"{run}: a chord-conditioned generator is judged over changes, which evaluate cannot "
+                                "give it yet; sample it over changes and evaluate that folder of MIDI files "
+                                "(benchmarks/changes_compare.py does both)")
     judge = classify.Classifier.load(classifier) if classifier is not None else None  # checked before sampling
     encoding = configs[runs[0]].encoding if runs else EncodingConfig()
     positive = configs[runs[0]].positive if runs else "jazz"

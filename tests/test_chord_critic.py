@@ -88,3 +88,8 @@ def test_chord_aware_critic_drives_the_adversarial_phase_over_changes(tmp_path):
     last = summary["last"]
     assert summary["step"] == 4 and last["phase"] == "adv"
     assert all(np.isfinite(last[k]) for k in ("d_loss", "g_adv_loss", "mle_loss", "val_nll"))
+    # `evaluate` cannot judge it over changes yet: one clear refusal, not figures of chordless samples.
+    from ganmusic import evaluate
+
+    with pytest.raises(evaluate.EvaluateError, match="chord-conditioned generator is judged over changes"):
+        evaluate.evaluate([tmp_path / "run"], tmp_path / "eval", against=corpus.root, num=2, length=24)
