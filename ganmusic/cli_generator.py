@@ -6,6 +6,7 @@ import signal
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import typer
 from rich.table import Table
 
@@ -15,6 +16,7 @@ from ganmusic.configs import AdvConfig, EncodingConfig, GeneratorConfig, RunConf
 from ganmusic.ui import console
 
 RUNS = Path("runs")
+TABLE_ROWS = 20  # songs listed in the terminal; summary.json has them all
 
 
 def parse_layers(text: str) -> tuple[int, ...]:
@@ -260,9 +262,15 @@ def sample(
         if over else ""))
     for col in ("file", "notes", "seconds", "pitch range", "longest run of one pitch"):
         table.add_column(col, justify="left" if col == "file" else "right")
-    for r in summary["samples"]:
+    rows = summary["samples"]
+    for r in rows[:TABLE_ROWS]:
         span = f"{r['pitch_low']}-{r['pitch_high']}" if r["notes"] else "-"
         table.add_row(Path(r["file"]).name, str(r["notes"]), f"{r['seconds']:.1f}", span, str(r["longest_pitch_run"]))
+    if len(rows) > TABLE_ROWS:  # a terminal table of thousands of rows helps nobody and takes seconds to draw
+        table.add_row(f"... {len(rows) - TABLE_ROWS} more in summary.json", "", "", "", "")
+        table.add_row("mean of all", f"{np.mean([r['notes'] for r in rows]):.1f}",
+                      f"{np.mean([r['seconds'] for r in rows]):.1f}", "",
+                      f"{np.mean([r['longest_pitch_run'] for r in rows]):.1f}")
     print_result(table)
     short = [r for r in summary["samples"] if r.get("reached_end_of_changes") is False]
     if short:

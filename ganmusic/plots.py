@@ -4,20 +4,30 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import functools
 
-matplotlib.use("Agg")  # headless: we only ever write PNG files
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import numpy as np
 
-from ganmusic import encoding as enc  # noqa: E402
+from ganmusic import encoding as enc
+
+
+@functools.cache
+def pyplot():
+    """matplotlib's pyplot, headless (we only ever write PNG files). Imported on first use: the
+    piano rolls, which writer processes draw by the hundred, need only PIL."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot
+
+    return matplotlib.pyplot
 
 
 def save(fig, path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -25,7 +35,7 @@ def corpus_histograms(corpus, path: str | Path) -> Path:
     """Pitch, duration and shift histograms per label."""
     vocab = corpus.vocab
     spb = corpus.config.steps_per_beat
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
+    fig, axes = pyplot().subplots(1, 3, figsize=(15, 4))
     for label in sorted(set(corpus.labels)):
         idx = [i for i, lab in enumerate(corpus.labels) if lab == label]
         toks = np.concatenate([corpus.sequence(i) for i in idx]).astype(np.int64)
@@ -70,7 +80,7 @@ def _step_panel(ax, lines: dict[str, list[tuple]], title: str) -> None:
 
 def training_curves(history: list[dict], path: str | Path, title: str, panels: dict[str, list[str]]) -> Path:
     """One panel per entry of `panels`, each plotting the named history keys against `step`."""
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)
     for ax, (name, keys) in zip(axes[0], panels.items()):
         _step_panel(ax, {key: _history_points(history, key) for key in keys}, name)
     fig.suptitle(title)
@@ -79,7 +89,7 @@ def training_curves(history: list[dict], path: str | Path, title: str, panels: d
 
 def window_timeline(window_probs, window_tokens: int, path: str | Path, title: str) -> Path:
     """P(style) per window along the file, with the 0.5 line."""
-    fig, ax = plt.subplots(figsize=(10, 3))
+    fig, ax = pyplot().subplots(figsize=(10, 3))
     probs = np.asarray(window_probs, dtype=float)
     # Windows start about window_tokens / 3 notes apart; each is drawn over its whole width, the
     # last one included (the step needs one more edge than there are windows).
@@ -222,7 +232,7 @@ def feature_histograms(rows_by_source: dict[str, list[dict]], scalar_features: l
     units = units or {}
     names = list(scalar_features) + list(histogram_bins)
     cols = 4
-    fig, axes = plt.subplots(-(-len(names) // cols), cols, figsize=(4.5 * cols, 3.2 * -(-len(names) // cols)),
+    fig, axes = pyplot().subplots(-(-len(names) // cols), cols, figsize=(4.5 * cols, 3.2 * -(-len(names) // cols)),
                              squeeze=False)
     for ax, name in zip(axes.ravel(), names):
         for k, (source, rows) in enumerate(rows_by_source.items()):
@@ -256,6 +266,6 @@ def feature_histograms(rows_by_source: dict[str, list[dict]], scalar_features: l
 
 def compare_curves(histories: dict[str, list[dict]], key: str, path: str | Path, title: str) -> Path:
     """One history key against step, one line per run."""
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = pyplot().subplots(figsize=(8, 4))
     _step_panel(ax, {name: _history_points(history, key) for name, history in histories.items()}, title)
     return save(fig, path)
