@@ -61,17 +61,11 @@ def data_inspect(
 ):
     """Parse a corpus (cached) and report files, notes, splits, skipped files and chords
     (coverage and quality histogram per label, every unparsed symbol with its files)."""
-    from ganmusic import data, plots
+    from ganmusic import data
 
-    corpus = data.load_corpus(path, encoding_options(steps_per_beat, melody), positive=positive,
-                              min_notes=min_notes, workers=workers, split_seed=seed,
-                              require_positive=False, allow_outside=allow_outside)
-    summary = data.corpus_summary(corpus)
-    name = corpus.root.name or "corpus"
-    out.mkdir(parents=True, exist_ok=True)
-    report_path = out / f"{name}-inspect.json"
-    report_path.write_text(json.dumps(summary, indent=2))
-    png = plots.corpus_histograms(corpus, out / f"{name}-inspect.png") if len(corpus) else None
+    report = data.inspect_corpus(path, out, encoding_options(steps_per_beat, melody), positive=positive,
+                                 min_notes=min_notes, workers=workers, split_seed=seed, allow_outside=allow_outside)
+    corpus, summary = report.corpus, report.summary
     if as_json:
         print(json.dumps(summary, indent=2))
     else:
@@ -89,7 +83,7 @@ def data_inspect(
                 skipped.add_row(escape(shown(p)), escape(reason))
             print_result(skipped)
         print_chord_tables(summary["chords"])
-        console.print(f"report: {report_path}" + (f"\nhistograms: {png}" if png else ""))
+        console.print(f"report: {report.json_path}" + (f"\nhistograms: {report.histograms}" if report.histograms else ""))
     if len(corpus) == 0:
         fail(f"{path}: no usable MIDI file ({len(corpus.skipped)} skipped)", code=1)
 

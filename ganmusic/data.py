@@ -302,3 +302,29 @@ def corpus_summary(corpus: Corpus) -> dict:
         "encoding": json.loads(corpus.config.to_json()),
         "fingerprint": corpus.fingerprint(),
     }
+
+
+@dataclass
+class CorpusReport:
+    """What `data inspect` shows: the corpus, its summary and the files written."""
+
+    corpus: Corpus
+    summary: dict  # corpus_summary(corpus)
+    json_path: Path  # OUT/NAME-inspect.json: the summary
+    histograms: Path | None  # OUT/NAME-inspect.png: pitch, duration, shift per label (None: no usable file)
+
+
+def inspect_corpus(source: str | Path, out: str | Path = "reports", config: EncodingConfig | None = None,
+                   **load_options) -> CorpusReport:
+    """Parse a corpus (cached; `load_options` as `load_corpus` takes them, any label may be
+    missing) and write its report, `OUT/NAME-inspect.json` and `OUT/NAME-inspect.png`."""
+    from ganmusic import plots
+
+    corpus = load_corpus(source, config, **{"require_positive": False, **load_options})
+    summary = corpus_summary(corpus)
+    out, name = Path(out), corpus.root.name or "corpus"
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = out / f"{name}-inspect.json"
+    json_path.write_text(json.dumps(summary, indent=2))
+    png = plots.corpus_histograms(corpus, out / f"{name}-inspect.png") if len(corpus) else None
+    return CorpusReport(corpus, summary, json_path, png)

@@ -14,7 +14,8 @@ import csv
 from pathlib import Path
 
 import numpy as np
-import pretty_midi
+
+from ganmusic.encoding import beats_to_midi
 
 MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 # ii7, V7, Imaj7 as (root degree offset in semitones from the key, chord tones from the root)
@@ -91,16 +92,6 @@ def folk_tune(rng: np.random.Generator) -> tuple[list[tuple[float, float, int]],
     return notes, float(rng.choice([100, 110, 120, 132]))
 
 
-def write_midi(notes, tempo: float, path: Path) -> None:
-    midi = pretty_midi.PrettyMIDI(initial_tempo=tempo)
-    inst = pretty_midi.Instrument(program=0)
-    spb = 60.0 / tempo
-    for start, dur, pitch in notes:
-        inst.notes.append(pretty_midi.Note(velocity=90, pitch=int(pitch), start=start * spb, end=(start + dur) * spb))
-    midi.instruments.append(inst)
-    midi.write(str(path))
-
-
 def build_demo_corpus(out: str | Path, files_per_class: int = 200, seed: int = 0) -> Path:
     """Write `out/jazz/*.mid`, `out/not_jazz/*.mid` and `out/manifest.csv` (path, label, group:
     ten files per made-up composer, so splits hold composers out). Deterministic in `seed`."""
@@ -112,7 +103,7 @@ def build_demo_corpus(out: str | Path, files_per_class: int = 200, seed: int = 0
         for k in range(files_per_class):
             notes, tempo = make(rng)
             path = f"{label}/{label}-{k:04d}.mid"
-            write_midi(notes, tempo, out / path)
+            beats_to_midi(notes, tempo).write(str(out / path))
             rows.append({"path": path, "label": label, "group": f"{label}-composer-{k // 10:02d}"})
     with open(out / "manifest.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["path", "label", "group"])

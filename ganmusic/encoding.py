@@ -296,27 +296,34 @@ def midi_to_notes(midi, config: EncodingConfig, stats: EncodeStats | None = None
     return out
 
 
-def notes_to_midi(notes: Sequence[Note], config: EncodingConfig, tempo: float = 120.0,
-                  program: int = 0, velocity: int = 90):
-    """Grid notes -> a one-track `pretty_midi.PrettyMIDI` at a fixed tempo."""
+def beats_to_midi(notes: Iterable[tuple[float, float, int]], tempo: float = 120.0, program: int = 0,
+                  velocity: int = 90, drum: bool = False, name: str = ""):
+    """(start beat, duration in beats, pitch) notes -> a one-track `pretty_midi.PrettyMIDI` at a
+    fixed tempo: the one MIDI writer (samples, the demo corpus, imported solos, test files)."""
     import pretty_midi
 
     midi = pretty_midi.PrettyMIDI(initial_tempo=float(tempo))
-    inst = pretty_midi.Instrument(program=program, name="ganmusic")
-    seconds_per_step = 60.0 / float(tempo) / config.steps_per_beat
+    inst = pretty_midi.Instrument(program=program, is_drum=drum, name=name)
+    seconds_per_beat = 60.0 / float(tempo)
+    for start, duration, pitch in notes:
+        inst.notes.append(pretty_midi.Note(velocity=velocity, pitch=int(pitch), start=start * seconds_per_beat,
+                                           end=(start + duration) * seconds_per_beat))
+    midi.instruments.append(inst)
+    return midi
+
+
+def notes_to_midi(notes: Sequence[Note], config: EncodingConfig, tempo: float = 120.0,
+                  program: int = 0, velocity: int = 90):
+    """Grid notes -> a one-track `pretty_midi.PrettyMIDI` at a fixed tempo."""
     notes = sorted(notes, key=lambda n: (n.onset, -n.pitch))
     next_onset: dict[int, int] = {}  # MIDI cannot overlap two notes of one pitch: cut the first
     ends = []
     for n in reversed(notes):
         ends.append(min(n.onset + n.duration, next_onset.get(n.pitch, 1 << 62)))
         next_onset[n.pitch] = n.onset
-    for n, end in zip(notes, reversed(ends)):
-        if end > n.onset:
-            inst.notes.append(pretty_midi.Note(velocity=velocity, pitch=int(n.pitch),
-                                               start=n.onset * seconds_per_step,
-                                               end=end * seconds_per_step))
-    midi.instruments.append(inst)
-    return midi
+    spb = config.steps_per_beat
+    return beats_to_midi([(n.onset / spb, (end - n.onset) / spb, n.pitch) for n, end in zip(notes, reversed(ends))
+                          if end > n.onset], tempo, program=program, velocity=velocity, name="ganmusic")
 
 
 def midi_from_bytes(data: bytes):

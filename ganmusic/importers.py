@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import pretty_midi
 
+from ganmusic.encoding import beats_to_midi
 from ganmusic.errors import GanmusicError
 
 
@@ -55,15 +55,12 @@ def seconds_to_beats(times: np.ndarray, beat_onsets: np.ndarray | None, tempo: f
 
 
 def write_solo(path: Path, pitches, starts_beats, ends_beats, tempo: float = 120.0) -> None:
-    midi = pretty_midi.PrettyMIDI(initial_tempo=tempo)
-    inst = pretty_midi.Instrument(program=66)  # tenor sax; the encoding ignores the instrument
-    origin = float(min(starts_beats))
-    for pitch, start, end in zip(pitches, starts_beats, ends_beats):
-        start, end = (start - origin) * 60 / tempo, (end - origin) * 60 / tempo
-        inst.notes.append(pretty_midi.Note(velocity=90, pitch=int(pitch), start=start, end=max(end, start + 0.01)))
-    midi.instruments.append(inst)
+    """One solo as MIDI from its first note on; every note lasts at least 10 ms."""
+    origin, shortest = float(min(starts_beats)), 0.01 * tempo / 60
+    notes = [(start - origin, max(end - start, shortest), pitch)
+             for pitch, start, end in zip(pitches, starts_beats, ends_beats)]
     path.parent.mkdir(parents=True, exist_ok=True)
-    midi.write(str(path))
+    beats_to_midi(notes, tempo, program=66).write(str(path))  # tenor sax; the encoding ignores the instrument
 
 
 def safe_name(text: str) -> str:

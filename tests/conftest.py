@@ -6,23 +6,18 @@ import os
 from pathlib import Path
 
 import numpy as np
-import pretty_midi
 import pytest
 
 REAL_DATA = Path(os.environ.get("GANMUSIC_TEST_DATA",
                                 Path(__file__).resolve().parents[1].parent / "shared" / "data" / "jazz-vs-folk"))
 
 
-def write_midi(path: Path, notes, tempo=120.0, drum=False, program=0, resolution=220):
-    """notes: (start_beat, duration_beats, pitch) triples."""
-    midi = pretty_midi.PrettyMIDI(initial_tempo=tempo, resolution=resolution)
-    inst = pretty_midi.Instrument(program=program, is_drum=drum)
-    spb = 60.0 / tempo
-    for start, dur, pitch in notes:
-        inst.notes.append(pretty_midi.Note(velocity=90, pitch=pitch, start=start * spb, end=(start + dur) * spb))
-    midi.instruments.append(inst)
+def write_midi(path: Path, notes, tempo=120.0, drum=False, program=0):
+    """notes: (start_beat, duration_beats, pitch) triples; written by the project's one MIDI writer."""
+    from ganmusic.encoding import beats_to_midi
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    midi.write(str(path))
+    beats_to_midi(notes, tempo, program=program, drum=drum).write(str(path))
     return path
 
 

@@ -22,10 +22,10 @@ PACKAGE = REPO / "ganmusic"
 # The data flow, bottom first: a module may import only modules of a lower rank (lazy imports
 # inside functions included).
 RANKS = {
-    "errors": 0, "ui": 0, "democorpus": 0, "jsontypes": 0,
-    "configs": 1, "checkpoints": 1, "importers": 1, "chord_symbols": 1, "corpusfiles": 1, "pretrained": 1, "tboard": 1,
+    "errors": 0, "ui": 0, "jsontypes": 0,
+    "configs": 1, "checkpoints": 1, "chord_symbols": 1, "corpusfiles": 1, "pretrained": 1, "tboard": 1,
     "encoding": 2,
-    "chords": 3, "metrics": 3, "plots": 3,
+    "chords": 3, "metrics": 3, "plots": 3, "democorpus": 3, "importers": 3,
     "lead_sheets": 4, "changes": 4, "realism": 4, "eval_report": 4,
     "parsing": 5, "pieces": 5, "models": 5,
     "data": 6,
@@ -223,3 +223,5 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     assert (tmp_path / "song.mid").stat().st_size > 0
     assert len(json.loads((tmp_path / "songs" / "summary.json").read_text())["samples"]) == 2
     assert (tmp_path / "eval" / "report.json").is_file()
+    assert json.loads((tmp_path / "reports" / "corpus-inspect.json").read_text())["usable_files"] == 120
+    assert (tmp_path / "reports" / "corpus-inspect.png").stat().st_size > 1000
