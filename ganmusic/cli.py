@@ -139,7 +139,7 @@ def data_weimar(
     source: Path = typer.Argument(..., metavar="SOURCE", help="wjazzd.db (the Weimar Jazz Database's SQLite file) or a folder of its solo CSVs."),
     out: Path = typer.Argument(..., metavar="OUT", help="Folder to write LABEL/*.mid and manifest.csv into."),
     label: str = typer.Option("jazz", help="Label of every solo."),
-    tempo: float = typer.Option(120.0, min=10.0, help="CSV solos only: the tempo that defines their beats."),
+    tempo: float = typer.Option(120.0, help="CSV solos only: the tempo that defines their beats."),
     seed: int = typer.Option(0, help="Unused by the import (deterministic); accepted for uniformity."),
 ):
     """Turn the Weimar Jazz Database into labelled MIDI (one file per solo, performer as group).

@@ -289,8 +289,8 @@ def evaluate(
     reference_split: str = typer.Option("test", help="The reference's split when --against is a labelled corpus "
                                                      "(train: to measure real held-out music against real music)."),
     classifier: Optional[Path] = typer.Option(None, help="A classifier for jazziness; use one the runs never trained against."),
-    num: int = typer.Option(256, min=1, help="Samples per run."),
-    length: int = typer.Option(384, min=24, help="Tokens per sample and per chunk of every source (3 per note)."),
+    num: int = typer.Option(256, help="Samples per run."),
+    length: int = typer.Option(384, help="Tokens per sample and per chunk of every source (3 per note)."),
     checkpoint: str = typer.Option("best", help="best, last or a step number, for every run."),
     temperature: float = typer.Option(default(SamplingConfig, "temperature")),
     top_k: int = typer.Option(default(SamplingConfig, "top_k")),

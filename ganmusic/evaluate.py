@@ -286,6 +286,8 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
     from ganmusic.configs import check_seed
 
     check_seed(seed)
+    if num < 1 or length < 24:
+        raise EvaluateError(f"need at least 1 sample per run and 24 tokens per chunk, not num={num}, length={length}")
     sampling_config = sampling_config or sampling.SamplingConfig()
     out_dir = Path(out_dir)
     inputs = [Path(p) for p in inputs]

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ganmusic.encoding import beats_to_midi
-from ganmusic.errors import GanmusicError
+from ganmusic.errors import ConfigError, GanmusicError
 
 
 class SourceError(GanmusicError):
@@ -75,6 +75,8 @@ def import_weimar(source: str | Path, out: str | Path, label: str = "jazz", temp
     """Write one MIDI file per readable solo and `manifest.csv`; unreadable solos are skipped
     with their reasons. Raises `SourceError` when the source itself is unusable or no solo is."""
     source, out = Path(source), Path(out)
+    if not (np.isfinite(tempo) and tempo >= 10):
+        raise ConfigError(f"tempo must be at least 10 beats per minute, not {tempo}")
     if not source.exists():
         raise SourceError(f"{source}: no such file or folder")
     solos, skipped = _read_db(source) if source.is_file() else _read_csv_folder(source, tempo)

@@ -225,3 +225,22 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     assert (tmp_path / "eval" / "report.json").is_file()
     assert json.loads((tmp_path / "reports" / "corpus-inspect.json").read_text())["usable_files"] == 120
     assert (tmp_path / "reports" / "corpus-inspect.png").stat().st_size > 1000
+
+
+def test_range_checks_live_in_the_library_and_the_cli_says_them_in_one_line(tmp_path):
+    from conftest import run_cli
+    from ganmusic import evaluate, importers
+
+    (tmp_path / "songs").mkdir()
+    with pytest.raises(evaluate.EvaluateError, match="num=0"):
+        evaluate.evaluate([tmp_path / "songs"], tmp_path / "eval", against=tmp_path / "songs", num=0)
+    with pytest.raises(evaluate.EvaluateError, match="length=12"):
+        evaluate.evaluate([tmp_path / "songs"], tmp_path / "eval", against=tmp_path / "songs", length=12)
+    with pytest.raises(ConfigError, match="tempo"):
+        importers.import_weimar(tmp_path / "songs", tmp_path / "out", tempo=0.0)
+    for args in (["evaluate", tmp_path / "songs", "--against", tmp_path / "songs", "--num", "0", "--out", tmp_path / "eval"],
+                 ["data", "weimar", tmp_path / "songs", tmp_path / "out", "--tempo", "5"]):
+        result = run_cli(*args)
+        assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "eval").exists() and not (tmp_path / "out").exists()
