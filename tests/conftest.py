@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+
+# One XLA compilation cache for the test session, its subprocesses included (they inherit the
+# environment): the tiny models of many tests compile to the same programs, so each is compiled
+# once. Set before anything imports JAX; emptied when the session ends, so no run sees another's.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="ganmusic-tests-xla-")
+    atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], True)
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0"
+    os.environ["JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES"] = "-1"
 
 REAL_DATA = Path(os.environ.get("GANMUSIC_TEST_DATA",
                                 Path(__file__).resolve().parents[1].parent / "shared" / "data" / "jazz-vs-folk"))

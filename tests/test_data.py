@@ -1,11 +1,9 @@
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 
-from conftest import straight_tune, swing_line, write_midi
+from conftest import run_cli, straight_tune, swing_line, write_midi
 from ganmusic import data, windows
 from ganmusic import encoding as enc
 from ganmusic.data import CorpusError, load_corpus
@@ -163,10 +161,6 @@ def test_eval_windows_tile_files_without_overlap(tiny_corpus, cache_dir):
     assert batch.mask.sum() <= len(corpus.tokens)
 
 
-def run_cli(*args):
-    return subprocess.run([sys.executable, "-m", "ganmusic", *map(str, args)], capture_output=True, text=True)
-
-
 def test_data_inspect_reports_bad_files_and_exit_codes(tiny_corpus, tmp_path, monkeypatch):
     add_bad_files(tiny_corpus)
     monkeypatch.setenv("GANMUSIC_CACHE", str(tmp_path / "cache"))
@@ -202,12 +196,10 @@ def test_real_corpus_is_fully_accounted_for(real_corpus, real_corpus_path):
 
 
 def test_data_inspect_writes_its_report_under_reports_not_the_current_folder(tiny_corpus, tmp_path, monkeypatch):
-    from conftest import run_cli as run_in_process
-
     monkeypatch.setenv("GANMUSIC_CACHE", str(tmp_path / "cache"))
     work = tmp_path / "work"
     work.mkdir()
-    result = run_in_process("data", "inspect", tiny_corpus, cwd=work)
+    result = run_cli("data", "inspect", tiny_corpus, cwd=work)
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in work.iterdir()) == ["reports"]
     assert sorted(p.name for p in (work / "reports").iterdir()) == ["corpus-inspect.json", "corpus-inspect.png"]

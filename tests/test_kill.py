@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import make_tiny_corpus, run_cli
+from ganmusic import runs
 
 KILLER = r'''
 import os, signal, sys
@@ -150,6 +151,22 @@ def test_train_classifier_killed_is_never_picked_up_and_the_same_command_complet
     assert not (tmp_path / "classifiers" / ".newer.partial").exists()
     result = run_cli("score", song, cwd=tmp_path)
     assert result.returncode == 0 and "using classifier classifiers/newer" in result.stderr
+
+
+def test_train_gan_killed_in_the_adversarial_phase_resumes_without_gaps(older_classifier, tmp_path):
+    """kill -9 after the first adversarial checkpoint: the same command, then --resume as it says,
+    continues from that checkpoint (no step logged twice or lost) to the end of both phases."""
+    tmp_path = tmp_path / "work"
+    shutil.copytree(older_classifier, tmp_path, symlinks=True)
+    command = ["train-gan", "corpus", "--name", "adv", *GAN, "--adv-steps", "8", "--classifier", "classifiers/older",
+               "--sample-every", "0"]
+    killed(tmp_path, "batch=14", *command)  # checkpoints 4, 8 (MLE) and 12 (adversarial) are written
+    run_dir = tmp_path / "runs" / "adv"
+    assert max(int(p.name) for p in (run_dir / "checkpoints").iterdir()) == 12
+    again(tmp_path, *command)
+    rows = runs.MetricsLog.read(run_dir / "metrics.jsonl")
+    assert [(r["step"], r["phase"]) for r in rows] == [(4, "mle"), (8, "mle"), (12, "adv"), (16, "adv")]
+    assert runs.restore_params(run_dir, "last")[0].total_steps == 16
 
 
 # ---------------------------------------------------------------------------------------------
