@@ -200,7 +200,7 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     from ganmusic import democorpus
 
     use, training = readme_python_blocks()
-    corpus = democorpus.build_demo_corpus(tmp_path / "corpus", files_per_class=60, seed=0)
+    corpus = democorpus.build_demo_corpus(tmp_path / "corpus", files_per_class=30, seed=0)
     monkeypatch.setenv("GANMUSIC_CACHE", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
     shutil.copy(next((corpus / "jazz").glob("*.mid")), tmp_path / "my_song.mid")
@@ -210,7 +210,7 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
         "ClassifierConfig.for_vocab(corpus.vocab)": "ClassifierConfig.for_vocab(corpus.vocab, hidden=8, layers=2)",
         "GeneratorConfig(vocab_size=corpus.vocab.size)":
             "GeneratorConfig(vocab_size=corpus.vocab.size, layers=(16,), embed_dim=8), window=24, mle_steps=4, "
-            "batch_size=4, eval_every=2",
+            "batch_size=4, eval_every=2, lr=5e-3",  # the tiny generator of the other tests (compiled once)
         "num=64": "num=4",
         "length=384": "length=48",
     }
@@ -223,7 +223,7 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
     assert (tmp_path / "song.mid").stat().st_size > 0
     assert len(json.loads((tmp_path / "songs" / "summary.json").read_text())["samples"]) == 2
     assert (tmp_path / "eval" / "report.json").is_file()
-    assert json.loads((tmp_path / "reports" / "corpus-inspect.json").read_text())["usable_files"] == 120
+    assert json.loads((tmp_path / "reports" / "corpus-inspect.json").read_text())["usable_files"] == 60
     assert (tmp_path / "reports" / "corpus-inspect.png").stat().st_size > 1000
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_tiny_corpus, run_cli
+from conftest import TINY_CLASSIFIER, TINY_GAN, make_tiny_corpus, run_cli
 from ganmusic import runs
 
 KILLER = r'''
@@ -90,8 +90,7 @@ def corpus_and_finished(tmp_path_factory, prefix: str, *command) -> Path:
     return cwd
 
 
-GAN = ["--layers", "16", "--embed-dim", "8", "--window", "24", "--batch-size", "4", "--mle-steps", "8",
-       "--eval-every", "4", "--checkpoint-every", "4", "--lr", "5e-3", "--seed", "3"]
+GAN = [*TINY_GAN, "--mle-steps", "8", "--eval-every", "4", "--checkpoint-every", "4", "--seed", "3"]
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +125,7 @@ def test_train_gan_killed_then_the_same_command_completes(workdir, point):
     assert result.returncode == 0, result.stderr
 
 
-CLASSIFIER = ["--window", "24", "--steps", "6", "--batch-size", "8", "--hidden", "8", "--layers", "2", "--seed", "1"]
+CLASSIFIER = TINY_CLASSIFIER
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import make_tiny_corpus, run_cli, swing_line, write_midi
+from conftest import TINY_CLASSIFIER, TINY_GAN, make_tiny_corpus, run_cli, swing_line, write_midi
 from test_robustness import assert_no_traceback, assert_one_line_error, error_lines
 
 
@@ -23,11 +23,10 @@ def work(tmp_path_factory):
     """A tiny corpus, classifier and generator run, made with the commands a user types."""
     cwd = tmp_path_factory.mktemp("cli")
     make_tiny_corpus(cwd / "corpus")
-    result = run_cli("train-classifier", "corpus", "--name", "tiny", "--window", "24", "--steps", "4",
-                     "--batch-size", "8", "--hidden", "8", "--layers", "2", cwd=cwd)
+    result = run_cli("train-classifier", "corpus", "--name", "tiny", *TINY_CLASSIFIER, cwd=cwd)
     assert result.returncode == 0, result.stderr
-    result = run_cli("train-gan", "corpus", "--name", "tiny", "--layers", "16", "--embed-dim", "8", "--window", "24",
-                     "--batch-size", "4", "--mle-steps", "4", "--eval-every", "2", "--checkpoint-every", "2", cwd=cwd)
+    result = run_cli("train-gan", "corpus", "--name", "tiny", *TINY_GAN, "--mle-steps", "4", "--eval-every", "2",
+                     "--checkpoint-every", "2", cwd=cwd)
     assert result.returncode == 0, result.stderr
     return cwd
 

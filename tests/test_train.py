@@ -7,7 +7,7 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import make_tiny_corpus, run_cli
+from conftest import TINY_GAN, make_tiny_corpus, run_cli
 from ganmusic import data, mle, models, runs, sampling, tboard, train, windows
 from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Vocab
@@ -237,8 +237,8 @@ def test_sample_cli_bars_wav_and_primer(finished_run, corpus, tmp_path):
 
 
 def test_resume_cli_applies_given_options_and_refuses_others(corpus, tmp_path):
-    args = ["train-gan", str(corpus.root), "--name", "r", "--root", str(tmp_path), "--layers", "16", "--embed-dim", "8",
-            "--window", "24", "--batch-size", "4", "--mle-steps", "4", "--eval-every", "2", "--checkpoint-every", "2"]
+    args = ["train-gan", str(corpus.root), "--name", "r", "--root", str(tmp_path), *TINY_GAN, "--mle-steps", "4",
+            "--eval-every", "2", "--checkpoint-every", "2"]
     first = run_cli(*args)
     assert first.returncode == 0, first.stderr
     assert "devices: 1 cpu device (cpu), batch 4: 4 per device" in first.stderr, first.stderr
@@ -316,8 +316,8 @@ def test_a_signal_stops_the_run_at_a_checkpoint_and_the_cli_says_it_did_not_fini
             os.kill(os.getpid(), signal.SIGTERM)
         return real_batch(self, k)
 
-    args = ["train-gan", str(corpus.root), "--name", "t", "--root", str(tmp_path), "--layers", "16", "--embed-dim", "8",
-            "--window", "24", "--batch-size", "4", "--mle-steps", "8", "--eval-every", "4", "--checkpoint-every", "4"]
+    args = ["train-gan", str(corpus.root), "--name", "t", "--root", str(tmp_path), *TINY_GAN, "--mle-steps", "8",
+            "--eval-every", "4", "--checkpoint-every", "4"]
     monkeypatch.setattr(windows.WindowSampler, "batch", terminate_at_step_6)
     stopped = run_cli(*args)
     monkeypatch.setattr(windows.WindowSampler, "batch", real_batch)
