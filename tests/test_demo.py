@@ -1,14 +1,19 @@
-"""The demo corpus and `ganmusic demo --quick` end to end on a clean folder."""
+"""The demo corpus and `ganmusic demo --quick` end to end, in a subprocess on a clean folder."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 import pretty_midi
 
 from conftest import run_cli
-from ganmusic import data, demo, democorpus, metrics
+from ganmusic import data, democorpus, metrics
 from ganmusic import encoding as enc
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_demo_corpus_is_deterministic_labelled_and_distinct(tmp_path):
@@ -32,23 +37,17 @@ def test_demo_corpus_is_deterministic_labelled_and_distinct(tmp_path):
     assert mean("jazz", "ioi_histogram")[swung] > 0.2 > mean("not_jazz", "ioi_histogram")[swung]
 
 
-# `--quick`'s stages at the sizes of the other tests' tiny models (the stages, not the sizes, are
-# what can break; `ganmusic demo --quick` itself takes about a minute).
-TINY = demo.DemoSize(files_per_class=30, classifier_steps=4, classifier_hidden=8, layers=(16,), window=24,
-                     batch_size=8, mle_steps=4, adv_steps=2, samples=2, sample_tokens=48, eval_samples=4, lr=1e-2)
-
-
-def test_demo_quick_end_to_end(tmp_path, monkeypatch):
+def test_demo_quick_end_to_end(tmp_path):
     out = tmp_path / "demo"
-    monkeypatch.setenv("GANMUSIC_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(demo, "QUICK", TINY)
-    proc = run_cli("demo", "--quick", "--out", out, cwd=tmp_path)
+    env = {**os.environ, "GANMUSIC_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run([sys.executable, "-m", "ganmusic", "demo", "--quick", "--out", str(out)],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     assert "synthetic" in proc.stdout and "closeness" in proc.stdout
     summary = json.loads((out / "summary.json").read_text())
-    for label in ("jazz", "not_jazz"):
-        assert len(list((out / "data" / label).glob("*.mid"))) == TINY.files_per_class
+    assert len(list((out / "data" / "jazz").glob("*.mid"))) >= 200
+    assert len(list((out / "data" / "not_jazz").glob("*.mid"))) >= 200
     assert (out / "classifiers" / "demo" / "config.json").is_file()
     run_dir = Path(summary["run"]["path"])
     rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
