@@ -10,8 +10,11 @@ import contextlib
 import functools
 import itertools
 import multiprocessing
+import multiprocessing.connection
 import json
 import os
+import signal
+import threading
 import time
 import wave
 from concurrent.futures import ProcessPoolExecutor
@@ -262,6 +265,21 @@ def _vocab(encoding: EncodingConfig) -> Vocab:
     return Vocab(encoding)
 
 
+def _writer_setup() -> None:
+    """Ctrl-C reaches the whole process group: the parent stops and shuts the pool down, so a
+    writer ignores it rather than dying with a traceback of its own. A parent killed outright
+    (SIGTERM, kill -9) shuts nothing down, and an idle writer would wait for work forever: a
+    watcher ends the writer when its parent is gone."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        def watch():
+            multiprocessing.connection.wait([parent.sentinel])
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+
+
 def _import_writers() -> None:
     """A writer process's first task: the imports a song needs, done while the parent samples."""
     from ganmusic import metrics, plots  # noqa: F401
@@ -280,7 +298,7 @@ def song_writers(num: int, workers: int | None = None):
     if workers < 2:
         yield None
         return
-    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"))
+    pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"), initializer=_writer_setup)
     try:
         for _ in range(workers):
             pool.submit(_import_writers)  # a failed import shows again on the real jobs

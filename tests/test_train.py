@@ -1,4 +1,5 @@
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -192,6 +193,33 @@ def test_writer_processes_write_the_same_songs_as_one_process(finished_run, tmp_
     rows = {w: [{k: v for k, v in r.items() if k != "file"} for r in out["samples"]] for w, out in outs.items()}
     assert rows[0] == rows[2] and [Path(r["file"]).name for r in outs[2]["samples"]] == files[::2]
     assert outs[2]["complete"]
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="reads /proc to see the writers")
+def test_writer_processes_end_when_their_parent_is_killed():
+    """A parent killed outright (kill -9) cannot shut its pool down: its writers must not wait
+    for work forever."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    code = ("import time\nfrom ganmusic import songs\n"
+            "with songs.song_writers(64, workers=2) as pool:\n"
+            "    print(*pool._processes, flush=True)\n"  # the writers, started by the warm-up tasks
+            "    time.sleep(60)\n")
+    parent = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    writers = [int(p) for p in parent.stdout.readline().split()]
+    assert len(writers) == 2 and parent.pid not in writers
+    os.kill(parent.pid, signal.SIGKILL)
+    parent.wait()
+    deadline = time.monotonic() + 30
+    while any(os.path.exists(f"/proc/{pid}") for pid in writers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    alive = [pid for pid in writers if os.path.exists(f"/proc/{pid}")]
+    for pid in alive:
+        os.kill(pid, signal.SIGKILL)
+    assert not alive, "writer processes outlived their killed parent"
 
 
 def test_sample_cli_errors_are_one_line(finished_run, tmp_path):
