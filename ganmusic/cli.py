@@ -15,9 +15,9 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from ganmusic import cli_generator
+from ganmusic import cli_generator, data, importers
 from ganmusic.cli_common import (ALLOW_OUTSIDE_HELP, MARKUP_MODE, MELODY, SPB, UserError, encoding_options, fail,
-                                 folder_name, print_result, shown, user_errors)
+                                 folder_name, param_default, print_result, shown, user_errors)
 from ganmusic.configs import ClassifierConfig, TrainConfig, default
 from ganmusic.ui import console
 
@@ -49,10 +49,10 @@ def main_options(
 @user_errors
 def data_inspect(
     path: Path = typer.Argument(..., metavar="DATA", help="Corpus: folder of label subfolders, or a manifest.csv."),
-    positive: str = typer.Option("jazz", help="The positive label (the style to learn)."),
+    positive: str = typer.Option(param_default(data.load_corpus, "positive"), help="The positive label (the style to learn)."),
     steps_per_beat: int = typer.Option(SPB, help="Quantization grid, steps per beat."),
     melody: bool = typer.Option(MELODY, "--melody/--all-notes", help="Skyline melody or all notes."),
-    min_notes: int = typer.Option(8, help="Files with fewer notes are skipped."),
+    min_notes: int = typer.Option(param_default(data.load_corpus, "min_notes"), help="Files with fewer notes are skipped."),
     out: Path = typer.Option(Path("reports"), help="Folder for NAME-inspect.png and NAME-inspect.json."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON on stdout."),
     workers: Optional[int] = typer.Option(None, help="Parser processes (default: all cores)."),
@@ -138,8 +138,9 @@ CLASSIFIERS = Path("classifiers")
 def data_weimar(
     source: Path = typer.Argument(..., metavar="SOURCE", help="wjazzd.db (the Weimar Jazz Database's SQLite file) or a folder of its solo CSVs."),
     out: Path = typer.Argument(..., metavar="OUT", help="Folder to write LABEL/*.mid and manifest.csv into."),
-    label: str = typer.Option("jazz", help="Label of every solo."),
-    tempo: float = typer.Option(120.0, help="CSV solos only: the tempo that defines their beats."),
+    label: str = typer.Option(param_default(importers.import_weimar, "label"), help="Label of every solo."),
+    tempo: float = typer.Option(param_default(importers.import_weimar, "tempo"),
+                                help="CSV solos only: the tempo that defines their beats."),
     seed: int = typer.Option(0, help="Unused by the import (deterministic); accepted for uniformity."),
 ):
     """Turn the Weimar Jazz Database into labelled MIDI (one file per solo, performer as group).
@@ -165,7 +166,8 @@ def train_classifier(
     name: Optional[str] = typer.Option(None, help=f"Folder name under --root (default: built from the settings, "
                                               f"e.g. {default(ClassifierConfig, 'encoder')}-w{default(TrainConfig, 'window')}-s0)."),
     root: Path = typer.Option(CLASSIFIERS, help="Where classifier folders go."),
-    positive: str = typer.Option("jazz", help="The positive label (the style to recognise)."),
+    positive: str = typer.Option(param_default(data.load_corpus, "positive"),
+                                 help="The positive label (the style to recognise)."),
     window: int = typer.Option(default(TrainConfig, "window"), help="Window length in tokens (3 per note)."),
     steps: int = typer.Option(default(TrainConfig, "steps"), help="Training steps (ignored with --epochs)."),
     epochs: Optional[float] = typer.Option(None, help="Train for this many passes over the training windows."),

@@ -4,6 +4,7 @@ defaults read from the config dataclasses."""
 from __future__ import annotations
 
 import functools
+import inspect
 import os
 import sys
 from pathlib import Path
@@ -24,6 +25,12 @@ _distributed = False
 # box-drawing characters in a log).
 MARKUP_MODE = "rich" if sys.stdout.isatty() and sys.stderr.isatty() else None
 
+
+
+def param_default(func, name: str):
+    """A library function's default for parameter `name`, so an option shows and uses the
+    library's own default (one source, as `configs.default` is for config fields)."""
+    return inspect.signature(func).parameters[name].default
 
 def _type_tag(self, ctx):
     """Typer tags every option with its type, flags (even --help) with `<bool>`: flags take no

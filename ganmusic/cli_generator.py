@@ -11,7 +11,8 @@ import typer
 from rich.table import Table
 
 from ganmusic.cli_common import (ALLOW_OUTSIDE_HELP, MELODY, SPB, UserError, folder_name, joined_distributed,
-                                 print_result, user_errors)
+                                 param_default, print_result, user_errors)
+from ganmusic import evaluate as ev
 from ganmusic.configs import AdvConfig, EncodingConfig, GeneratorConfig, RunConfig, SamplingConfig, default
 from ganmusic.ui import console
 
@@ -289,8 +290,9 @@ def evaluate(
     reference_split: str = typer.Option("test", help="The reference's split when --against is a labelled corpus "
                                                      "(train: to measure real held-out music against real music)."),
     classifier: Optional[Path] = typer.Option(None, help="A classifier for jazziness; use one the runs never trained against."),
-    num: int = typer.Option(256, help="Samples per run."),
-    length: int = typer.Option(384, help="Tokens per sample and per chunk of every source (3 per note)."),
+    num: int = typer.Option(param_default(ev.evaluate, "num"), help="Samples per run."),
+    length: int = typer.Option(param_default(ev.evaluate, "length"),
+                               help="Tokens per sample and per chunk of every source (3 per note)."),
     checkpoint: str = typer.Option("best", help="best, last or a step number, for every run."),
     temperature: float = typer.Option(default(SamplingConfig, "temperature")),
     top_k: int = typer.Option(default(SamplingConfig, "top_k")),
@@ -301,7 +303,6 @@ def evaluate(
     """Measure generated music against a reference: musical features, their distribution
     overlap, jazziness and NLL, several runs side by side; report.json, report.md and PNGs."""
     from ganmusic import eval_report
-    from ganmusic import evaluate as ev
 
     sampling_config = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p)
     if against is None and all(p.is_dir() for p in inputs) and not any(ev.is_run(p) for p in inputs):
@@ -352,9 +353,9 @@ def demo(
                   f"(unigram {r['run']['unigram_nll']:.3f}); training.png, metrics.jsonl")
     table.add_row("songs", r["samples"]["path"], f"{r['samples']['files']} MIDI + piano-roll PNGs; "
                   f"mean P(jazz) {r['samples']['mean_p_jazz']:.3f}")
-    ev = r["evaluation"]
-    table.add_row("evaluation", ev["path"], f"closeness {ev['closeness']:.3f}; P(jazz) by the sklearn judge "
-                  f"{ev['p_jazz_baseline']:.3f} (real demo jazz {ev['reference_p_jazz_baseline']:.3f}); "
+    judged = r["evaluation"]
+    table.add_row("evaluation", judged["path"], f"closeness {judged['closeness']:.3f}; P(jazz) by the sklearn judge "
+                  f"{judged['p_jazz_baseline']:.3f} (real demo jazz {judged['reference_p_jazz_baseline']:.3f}); "
                   "report.md, features.png")
     print_result(table)
     console.print(f"wrote {out}/summary.json. Next: real data, see datasets/README.md")
