@@ -151,8 +151,7 @@ def main():
                       eval_every=max(args.more_steps // 4, 1), checkpoint_every=10**6, seed=seed)
         runs_of_seed = {}
         for chords in (False, True):
-            gen = GeneratorConfig(vocab_size=corpus.vocab.size, layers=layers, chords=chords,
-                                  steps_per_beat=encoding.steps_per_beat)
+            gen = GeneratorConfig.for_vocab(corpus.vocab, layers=layers, chords=chords)
             base = out / f"s{seed}-{'chords' if chords else 'plain'}-base"
             if not train.has_complete_checkpoint(base):  # (checkpoints: the last step only)
                 train.train_run(RunConfig(generator=gen, mle_steps=args.mle_steps, **common), base, corpus=corpus)

@@ -154,8 +154,7 @@ def train_gan(
             parts[head][rest] = value
         encoding = EncodingConfig(**parts["encoding"])
         return RunConfig(**parts[""], encoding=encoding, adv=AdvConfig(**parts["adv"]),
-                         generator=GeneratorConfig(vocab_size=Vocab(encoding).size, steps_per_beat=encoding.steps_per_beat,
-                                                   **parts["generator"]))
+                         generator=GeneratorConfig.for_vocab(Vocab(encoding), **parts["generator"]))
 
     name = folder_name(name, root)
     if resume:

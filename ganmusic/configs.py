@@ -19,8 +19,6 @@ from ganmusic.jsontypes import finite
 
 RUN_FORMAT = "ganmusic-run/2"  # version 2: every checkpointed state names the generator weights "gen"
 OPTIMIZERS = ("adam", "adamw", "rmsprop")
-
-
 MAX_SEED = 2**32 - 1  # what every seed consumer (JAX keys, NumPy generators) takes
 MAX_WIDTH = 8192  # embedding and hidden sizes: far above what trains on one accelerator
 MAX_LAYERS, MAX_WINDOW = 64, 65536  # layers of a model; tokens per training window
@@ -60,8 +58,7 @@ def check(ok: bool, message: str) -> None:
 
 
 def changed_fields(a, b, prefix: str = "") -> list[str]:
-    """Dotted names of the fields where two configs of one dataclass type differ, nested
-    configs compared field by field."""
+    """Dotted names of the fields where two configs of one type differ, nested ones field by field."""
     out = []
     for f in dataclasses.fields(a):
         x, y = getattr(a, f.name), getattr(b, f.name)
@@ -74,8 +71,7 @@ def changed_fields(a, b, prefix: str = "") -> list[str]:
 
 def replace(config, changes: dict):
     """`config` with dotted fields (`{"adv.steps": 500}`) replaced."""
-    nested: dict = {}
-    flat = {}
+    nested, flat = {}, {}
     for path, value in changes.items():
         head, _, rest = path.partition(".")
         nested.setdefault(head, {}).update({rest: value}) if rest else flat.update({head: value})
@@ -87,7 +83,6 @@ def replace(config, changes: dict):
 # ---------------------------------------------------------------------------------------------
 # Encoding (encoding.py)
 # ---------------------------------------------------------------------------------------------
-
 
 @dataclass(frozen=True)
 class EncodingConfig:
@@ -128,7 +123,6 @@ class EncodingConfig:
 # ---------------------------------------------------------------------------------------------
 # Models (models.py)
 # ---------------------------------------------------------------------------------------------
-
 
 ENCODERS = ("conv", "gru")
 
@@ -209,6 +203,14 @@ class GeneratorConfig:
     # corpus: yes) and saves the answer; configs saved before chords existed read as False.
     chords: bool | None = False
     steps_per_beat: int = 12
+    # (first PITCH token id, count, lowest pitch): with chords, pitches are also scored from the chord root
+    pitch_tokens: tuple[int, int, int] | None = None
+
+    @classmethod
+    def for_vocab(cls, vocab, **kwargs) -> "GeneratorConfig":
+        """A generator for an `encoding.Vocab`: its size, grid and pitch tokens."""
+        return cls(vocab_size=vocab.size, steps_per_beat=vocab.config.steps_per_beat,
+                   pitch_tokens=(vocab.pitch_start, len(vocab.pitches), vocab.config.pitch_min), **kwargs)
 
     def __post_init__(self):
         check(self.cell in CELLS, f"cell must be one of {CELLS}, got {self.cell!r}")
@@ -218,6 +220,8 @@ class GeneratorConfig:
               f"layers must be 1 to {MAX_LAYERS} sizes, each an integer in [1, {MAX_WIDTH}], got {self.layers!r:.60}")
         object.__setattr__(self, "layers", layers)
         check_sizes(self, ("vocab_size", "embed_dim"))
+        check(self.pitch_tokens is None or (len(self.pitch_tokens) == 3 and 0 < self.pitch_tokens[1] and 0 <= self.pitch_tokens[0]
+              <= self.vocab_size - self.pitch_tokens[1]), f"pitch_tokens must lie inside the vocabulary, got {self.pitch_tokens}")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -230,7 +234,6 @@ class GeneratorConfig:
 # ---------------------------------------------------------------------------------------------
 # Sampling (sampling.py)
 # ---------------------------------------------------------------------------------------------
-
 
 @dataclass(frozen=True)
 class SamplingConfig:
@@ -253,7 +256,6 @@ class SamplingConfig:
 # ---------------------------------------------------------------------------------------------
 # Classifier training (classify.py)
 # ---------------------------------------------------------------------------------------------
-
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -284,7 +286,6 @@ class TrainConfig:
 # ---------------------------------------------------------------------------------------------
 # The adversarial phase (gan.py)
 # ---------------------------------------------------------------------------------------------
-
 
 ESTIMATORS = ("gumbel", "reinforce")
 
@@ -346,7 +347,6 @@ class AdvConfig:
 # ---------------------------------------------------------------------------------------------
 # A generator run (runs.py, train.py)
 # ---------------------------------------------------------------------------------------------
-
 
 @dataclass(frozen=True)
 class RunConfig:

@@ -71,7 +71,7 @@ def run_demo(out: str | Path, quick: bool = False, seed: int = 0, progress: bool
     stage(3, stages, f"training the generator: {size.mle_steps} MLE steps, then {size.adv_steps} adversarial steps")
     run_dir = out / "runs" / "demo"
     config = runs.RunConfig(
-        data=str(corpus_dir), generator=GeneratorConfig(vocab_size=corpus.vocab.size, layers=size.layers, embed_dim=32),
+        data=str(corpus_dir), generator=GeneratorConfig.for_vocab(corpus.vocab, layers=size.layers, embed_dim=32),
         window=size.window, batch_size=size.batch_size, mle_steps=size.mle_steps, lr=size.lr,
         eval_every=max(size.mle_steps // 4, 1), checkpoint_every=size.mle_steps + size.adv_steps, seed=seed,
         adv=AdvConfig(steps=size.adv_steps, classifier=str(classifier_dir), sample_every=0))

@@ -28,6 +28,24 @@ def chord_input(config, cond, shape):
     return ls.chord_features(jnp.asarray(cond), config.steps_per_beat, xp=jnp)
 
 
+def chord_relative_logits(config, scores, cond):
+    """`scores` `[..., 13]` (one per interval above the chord's root, then one for a chord tone)
+    as logits over the vocabulary `[..., V]`: each pitch gets its interval's score, plus the
+    chord-tone score when its pitch class is in the chord; other tokens and chordless steps (no
+    root, or `cond` None) zero. The chord-tone score is a bias on a feature of the output, so
+    maximum likelihood matches the model's chord-tone mass to the data's share."""
+    start, count, pitch_min = config.pitch_tokens
+    if cond is None:
+        return jnp.zeros(scores.shape[:-1] + (config.vocab_size,), scores.dtype)
+    cond = jnp.asarray(cond).astype(jnp.int32)
+    root, pitch = cond[..., ls.ROOT], jnp.arange(pitch_min, pitch_min + count)
+    interval = (pitch - root[..., None]) % 12  # [..., count]
+    tone = (cond[..., ls.MASK, None] >> (pitch % 12)) & 1
+    scores = (jnp.take_along_axis(scores[..., :12], interval, axis=-1) + scores[..., 12:] * tone) * (root >= 0)[..., None]
+    pad = [(0, 0)] * (scores.ndim - 1) + [(start, config.vocab_size - start - count)]
+    return jnp.pad(scores, pad)
+
+
 def relative_chord_features(config: ClassifierConfig, pitch_probs, cond):
     """The critic's key-invariant view of the chords: per token, the chord's quality (its pitch
     classes from its root), the note's pitch class from the root (a distribution, for soft
@@ -299,7 +317,10 @@ class Generator(nn.Module):
     for Gumbel-softmax). A chord-conditioned generator (`config.chords`) also reads each token's
     chord conditioning row (`cond`, int `[B, T, COND_SIZE]` or `[B, COND_SIZE]`; None: no chord):
     its features' projection is added to the embedding, so the recurrent layers (and cuDNN)
-    see inputs of one size either way."""
+    see inputs of one size either way. With `config.pitch_tokens` it also scores every pitch by its
+    interval from the chord's root (`chord_relative_logits`): a preference over the twelve
+    intervals, from the hidden state, added to the logits of the pitches of each class, so what it
+    learns of one chord holds for every root and octave."""
 
     config: GeneratorConfig
     lstm_path: str = "auto"
@@ -317,6 +338,8 @@ class Generator(nn.Module):
         self.head = nn.Dense(cfg.vocab_size)
         if cfg.chords:
             self.chord_proj = nn.Dense(cfg.embed_dim)  # chord features -> added to the embedding
+        if cfg.chords and cfg.pitch_tokens:  # starts at zero: the plain head's logits
+            self.interval_head = nn.Dense(13, kernel_init=nn.initializers.zeros)
 
     def _embed(self, tokens, time_axis: bool, cond=None):
         """The recurrent input: the token's embedding, plus (chord-conditioned generators) the
@@ -360,7 +383,7 @@ class Generator(nn.Module):
             for group in groups:
                 x = lstm_layers_fullseq([cell.variables["params"] for cell in group], x, path)
                 x = self.drop(x, deterministic=not train)
-        return self.head(x).astype(jnp.float32)
+        return self._logits(x, cond)
 
     def step(self, carry, token, cond=None):
         x = self._embed(token, time_axis=False, cond=cond)
@@ -368,4 +391,10 @@ class Generator(nn.Module):
         for cell, c in zip(self.cells, carry):
             c, x = cell(c, x)
             new_carry.append(c)
-        return tuple(new_carry), self.head(x).astype(jnp.float32)
+        return tuple(new_carry), self._logits(x, cond)
+
+    def _logits(self, hidden, cond):
+        logits = self.head(hidden).astype(jnp.float32)
+        if self.config.chords and self.config.pitch_tokens:
+            logits = logits + chord_relative_logits(self.config, self.interval_head(hidden).astype(jnp.float32), cond)
+        return logits

@@ -79,7 +79,7 @@ def main(argv=None) -> int:
 
     run_config = RunConfig(data=str(manifest), allow_outside=True, seed=args.seed, window=128, batch_size=32,
                            mle_steps=args.mle_steps, eval_every=50, checkpoint_every=args.mle_steps,
-                           generator=GeneratorConfig(vocab_size=corpus.vocab.size, layers=(128,), embed_dim=48))
+                           generator=GeneratorConfig.for_vocab(corpus.vocab, layers=(128,), embed_dim=48))
     run_dir = args.work / "generator"
     if run_dir.exists():
         shutil.rmtree(run_dir)

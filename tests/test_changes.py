@@ -311,8 +311,7 @@ def chord_run(tmp_path_factory):
     run = tmp_path_factory.mktemp("runs") / "lead"
     run.mkdir()
     encoding = EncodingConfig(steps_per_beat=4, melody=True)
-    gen = GeneratorConfig(vocab_size=Vocab(encoding).size, layers=(8,), embed_dim=4, chords=True,
-                          steps_per_beat=encoding.steps_per_beat)
+    gen = GeneratorConfig.for_vocab(Vocab(encoding), layers=(8,), embed_dim=4, chords=True)
     config = RunConfig(data="corpus", generator=gen, encoding=encoding, window=24, batch_size=4, mle_steps=2)
     (run / "config.json").write_text(json.dumps(config.to_dict()))
     shapes = jax.eval_shape(lambda: Generator(gen).init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"])

@@ -75,7 +75,7 @@ def test_chord_aware_critic_drives_the_adversarial_phase_over_changes(tmp_path):
     assert not np.allclose(model.apply({"params": aware.params}, tokens, None, batch),
                            model.apply({"params": aware.params}, tokens, None, other))
 
-    gen = GeneratorConfig(vocab_size=VOCAB.size, layers=(8,), embed_dim=8, chords=True, steps_per_beat=4)
+    gen = GeneratorConfig.for_vocab(VOCAB, layers=(8,), embed_dim=8, chords=True)
     config = RunConfig(data=str(corpus.root), generator=gen, encoding=ENC, window=24, batch_size=4, mle_steps=2,
                        eval_every=2, checkpoint_every=2, seed=2, devices=1,
                        adv=AdvConfig(steps=2, classifier=str(tmp_path / "aware"), windows=2, sample_every=0,

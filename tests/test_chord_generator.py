@@ -22,11 +22,11 @@ LEAD_SHEETS = REAL_DATA.parent / "lead-sheets"
 
 
 def tiny_generator(chords=True, cell="lstm"):
-    cfg = GeneratorConfig(vocab_size=VOCAB.size, layers=(12, 10), cell=cell, embed_dim=8, chords=chords,
-                          steps_per_beat=ENC.steps_per_beat)
+    cfg = GeneratorConfig.for_vocab(VOCAB, layers=(12, 10), cell=cell, embed_dim=8, chords=chords)
     params = Generator(cfg).init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
-    if chords:  # a visible chord input, so a wrong row changes the logits
+    if chords:  # a visible chord input and interval head, so a wrong row changes the logits
         params["chord_proj"]["kernel"] = params["chord_proj"]["kernel"] * 8.0
+        params["interval_head"]["kernel"] = jax.random.normal(jax.random.key(1), params["interval_head"]["kernel"].shape)
     return cfg, params
 
 
@@ -65,6 +65,30 @@ def test_unconditioned_generator_ignores_rows_and_old_configs_read_as_unconditio
     old = cfg.to_dict()
     del old["chords"], old["steps_per_beat"]  # a config.json written before chords existed
     assert GeneratorConfig.from_dict(old).chords is False
+
+
+def test_the_interval_head_scores_each_pitch_by_its_interval_from_the_root_and_being_a_chord_tone():
+    cfg, params = tiny_generator()
+    model = Generator(cfg)
+    rng = np.random.default_rng(3)
+    tokens = jnp.asarray(rng.integers(0, VOCAB.size, (2, 6)), jnp.int32)
+    cond = random_rows(rng, (2, 6))
+    cond[0, 2, ls.ROOT] = -1  # a step without a chord
+    scores = jnp.arange(13.0) * 0.5 + 1.0  # the score of each interval above the root, then of a chord tone
+    zeroed = {**params, "interval_head": {"kernel": jnp.zeros_like(params["interval_head"]["kernel"]), "bias": scores * 0}}
+    scored = {**params, "interval_head": {"kernel": zeroed["interval_head"]["kernel"], "bias": scores}}
+    added = model.apply({"params": scored}, tokens, jnp.asarray(cond)) - model.apply({"params": zeroed}, tokens, jnp.asarray(cond))
+    interval = (VOCAB.pitches[None, None, :] - cond[..., ls.ROOT, None]) % 12
+    tone = (cond[..., ls.MASK, None] >> (VOCAB.pitches % 12)) & 1
+    expected = np.zeros(added.shape, np.float32)
+    expected[..., VOCAB.pitch_start : VOCAB.dur_start] = np.where(cond[..., ls.ROOT, None] >= 0,
+                                                                  scores[interval] + scores[12] * tone, 0.0)
+    np.testing.assert_allclose(added, expected, atol=1e-5)  # every octave alike, other tokens untouched
+    # A chord-conditioned run saved before the head existed has none, and loads as it was saved.
+    old = cfg.to_dict()
+    del old["pitch_tokens"]
+    old_cfg = GeneratorConfig.from_dict(old)
+    assert "interval_head" not in Generator(old_cfg).init(jax.random.key(0), jnp.zeros((1, 4), jnp.int32))["params"]
 
 
 def test_step_conditioning_is_the_rows_conditioning_gives_notes():
@@ -146,14 +170,14 @@ def test_train_run_reads_the_corpus_chords_and_resumes(tmp_path):
     root = make_tiny_corpus(tmp_path / "corpus")
     write_chord_sidecars(root)
     corpus = data.load_corpus(root, ENC, cache_dir=tmp_path / "cache", progress=False, split_fractions=(4, 1, 1))
-    gen = GeneratorConfig(vocab_size=VOCAB.size, layers=(8,), embed_dim=8, chords=None)
+    gen = GeneratorConfig.for_vocab(VOCAB, layers=(8,), embed_dim=8, chords=None)
     config = RunConfig(data=str(root), generator=gen, encoding=ENC, window=24, batch_size=4, mle_steps=4, lr=5e-3,
                        eval_every=2, checkpoint_every=2, seed=1, devices=1)
     summary = train.train_run(config, tmp_path / "run", progress=False, corpus=corpus)
     saved = runs.load_run_config(tmp_path / "run")
     assert saved.generator.chords is True and saved.generator.steps_per_beat == 4
     assert np.isfinite(summary["best_val_nll"])
-    assert "chord_proj" in runs.restore_params(tmp_path / "run", "last")[1]
+    assert {"chord_proj", "interval_head"} <= set(runs.restore_params(tmp_path / "run", "last")[1])
     more = train.train_run(RunConfig.from_dict({**saved.to_dict(), "mle_steps": 6}), tmp_path / "run", resume=True,
                            progress=False, corpus=corpus)
     assert more["step"] == 6

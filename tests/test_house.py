@@ -208,8 +208,8 @@ def test_readme_python_examples_run(tmp_path, monkeypatch):
         '"../shared/data/jazz-vs-folk"': repr(str(corpus)),
         "TrainConfig(steps=1500)": "TrainConfig(steps=10, window=24, batch_size=8, warmup=2)",
         "ClassifierConfig.for_vocab(corpus.vocab)": "ClassifierConfig.for_vocab(corpus.vocab, hidden=8, layers=2)",
-        "GeneratorConfig(vocab_size=corpus.vocab.size)":
-            "GeneratorConfig(vocab_size=corpus.vocab.size, layers=(16,), embed_dim=8), window=24, mle_steps=4, "
+        "GeneratorConfig.for_vocab(corpus.vocab)":
+            "GeneratorConfig.for_vocab(corpus.vocab, layers=(16,), embed_dim=8), window=24, mle_steps=4, "
             "batch_size=4, eval_every=2, lr=5e-3",  # the tiny generator of the other tests (compiled once)
         "num=64": "num=4",
         "length=384": "length=48",
