@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 
 from ganmusic import lead_sheets as ls
+from ganmusic import pitch_scores as ps
 from ganmusic.configs import ClassifierConfig, GeneratorConfig
 from ganmusic.encoding import PAD
 
@@ -26,24 +27,6 @@ def chord_input(config, cond, shape):
     if cond is None:
         cond = jnp.broadcast_to(jnp.asarray(ls.NO_COND, jnp.int32), tuple(shape) + (ls.COND_SIZE,))
     return ls.chord_features(jnp.asarray(cond), config.steps_per_beat, xp=jnp)
-
-
-def chord_relative_logits(config, scores, cond):
-    """`scores` `[..., 13]` (one per interval above the chord's root, then one for a chord tone)
-    as logits over the vocabulary `[..., V]`: each pitch gets its interval's score, plus the
-    chord-tone score when its pitch class is in the chord; other tokens and chordless steps (no
-    root, or `cond` None) zero. The chord-tone score is a bias on a feature of the output, so
-    maximum likelihood matches the model's chord-tone mass to the data's share."""
-    start, count, pitch_min = config.pitch_tokens
-    if cond is None:
-        return jnp.zeros(scores.shape[:-1] + (config.vocab_size,), scores.dtype)
-    cond = jnp.asarray(cond).astype(jnp.int32)
-    root, pitch = cond[..., ls.ROOT], jnp.arange(pitch_min, pitch_min + count)
-    interval = (pitch - root[..., None]) % 12  # [..., count]
-    tone = (cond[..., ls.MASK, None] >> (pitch % 12)) & 1
-    scores = (jnp.take_along_axis(scores[..., :12], interval, axis=-1) + scores[..., 12:] * tone) * (root >= 0)[..., None]
-    pad = [(0, 0)] * (scores.ndim - 1) + [(start, config.vocab_size - start - count)]
-    return jnp.pad(scores, pad)
 
 
 def relative_chord_features(config: ClassifierConfig, pitch_probs, cond):
@@ -299,13 +282,13 @@ def lstm_layers_fullseq(cell_params, x, path: str = "cudnn"):
 
 
 def generator_initial_carry(config: GeneratorConfig, batch_size: int):
-    """Zero recurrent state of every layer: `(c, h)` per LSTM layer, `h` per GRU layer."""
+    """Zero recurrent state of every layer: `(c, h)` per LSTM layer, `h` per GRU layer; then, with
+    `config.pitch_tokens`, the previous pitch (-1: none yet)."""
     def zeros(h):
         return jnp.zeros((batch_size, h), jnp.float32)
 
-    if config.cell == "lstm":
-        return tuple((zeros(h), zeros(h)) for h in config.layers)
-    return tuple(zeros(h) for h in config.layers)
+    cells = tuple((zeros(h), zeros(h)) if config.cell == "lstm" else zeros(h) for h in config.layers)
+    return cells + (jnp.full((batch_size,), -1, jnp.int32),) if config.pitch_tokens else cells
 
 
 class Generator(nn.Module):
@@ -317,10 +300,9 @@ class Generator(nn.Module):
     for Gumbel-softmax). A chord-conditioned generator (`config.chords`) also reads each token's
     chord conditioning row (`cond`, int `[B, T, COND_SIZE]` or `[B, COND_SIZE]`; None: no chord):
     its features' projection is added to the embedding, so the recurrent layers (and cuDNN)
-    see inputs of one size either way. With `config.pitch_tokens` it also scores every pitch by its
-    interval from the chord's root (`chord_relative_logits`): a preference over the twelve
-    intervals, from the hidden state, added to the logits of the pitches of each class, so what it
-    learns of one chord holds for every root and octave."""
+    see inputs of one size either way. With `config.pitch_tokens` the hidden state also scores
+    every pitch by its interval from the previous pitch and, with chords, from the chord's root
+    and as a chord tone (`pitch_scores`); the previous pitch rides in the carry."""
 
     config: GeneratorConfig
     lstm_path: str = "auto"
@@ -338,8 +320,9 @@ class Generator(nn.Module):
         self.head = nn.Dense(cfg.vocab_size)
         if cfg.chords:
             self.chord_proj = nn.Dense(cfg.embed_dim)  # chord features -> added to the embedding
-        if cfg.chords and cfg.pitch_tokens:  # starts at zero: the plain head's logits
-            self.interval_head = nn.Dense(13, kernel_init=nn.initializers.zeros)
+        if cfg.pitch_tokens:  # starts at zero: the plain head's logits
+            self.pitch_head = nn.Dense(ps.MELODIC_SCORES + (ps.CHORD_SCORES if cfg.chords else 0),
+                                       kernel_init=nn.initializers.zeros)
 
     def _embed(self, tokens, time_axis: bool, cond=None):
         """The recurrent input: the token's embedding, plus (chord-conditioned generators) the
@@ -370,6 +353,7 @@ class Generator(nn.Module):
         return default_lstm_path() if self.lstm_path == "auto" else self.lstm_path
 
     def __call__(self, tokens, cond=None, *, train: bool = False):
+        last = ps.latest_pitches(self.config, tokens) if self.config.pitch_tokens else None
         x = self._embed(tokens, time_axis=True, cond=cond)
         path = self.full_sequence_path()
         if path == "scan":
@@ -383,18 +367,28 @@ class Generator(nn.Module):
             for group in groups:
                 x = lstm_layers_fullseq([cell.variables["params"] for cell in group], x, path)
                 x = self.drop(x, deterministic=not train)
-        return self._logits(x, cond)
+        return self._logits(x, cond, last)
 
     def step(self, carry, token, cond=None):
+        last = None
+        if self.config.pitch_tokens:
+            carry, last = carry[:-1], carry[-1]
+            pitch = ps.token_pitches(self.config, token)
+            last = jnp.where(pitch >= 0, pitch, last)
         x = self._embed(token, time_axis=False, cond=cond)
         new_carry = []
         for cell, c in zip(self.cells, carry):
             c, x = cell(c, x)
             new_carry.append(c)
-        return tuple(new_carry), self._logits(x, cond)
+        if last is not None:
+            new_carry.append(last)
+        return tuple(new_carry), self._logits(x, cond, last)
 
-    def _logits(self, hidden, cond):
+    def _logits(self, hidden, cond, last):
         logits = self.head(hidden).astype(jnp.float32)
-        if self.config.chords and self.config.pitch_tokens:
-            logits = logits + chord_relative_logits(self.config, self.interval_head(hidden).astype(jnp.float32), cond)
+        if self.config.pitch_tokens:
+            scores = self.pitch_head(hidden).astype(jnp.float32)
+            logits = logits + ps.melodic_logits(self.config, scores[..., :ps.MELODIC_SCORES], last)
+            if self.config.chords:
+                logits = logits + ps.chord_logits(self.config, scores[..., ps.MELODIC_SCORES:], cond)
         return logits

@@ -24,9 +24,10 @@ LEAD_SHEETS = REAL_DATA.parent / "lead-sheets"
 def tiny_generator(chords=True, cell="lstm"):
     cfg = GeneratorConfig.for_vocab(VOCAB, layers=(12, 10), cell=cell, embed_dim=8, chords=chords)
     params = Generator(cfg).init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
-    if chords:  # a visible chord input and interval head, so a wrong row changes the logits
+    if chords:  # a visible chord input and pitch head, so a wrong row changes the logits
         params["chord_proj"]["kernel"] = params["chord_proj"]["kernel"] * 8.0
-        params["interval_head"]["kernel"] = jax.random.normal(jax.random.key(1), params["interval_head"]["kernel"].shape)
+    if cfg.pitch_tokens:
+        params["pitch_head"]["kernel"] = jax.random.normal(jax.random.key(1), params["pitch_head"]["kernel"].shape)
     return cfg, params
 
 
@@ -67,28 +68,35 @@ def test_unconditioned_generator_ignores_rows_and_old_configs_read_as_unconditio
     assert GeneratorConfig.from_dict(old).chords is False
 
 
-def test_the_interval_head_scores_each_pitch_by_its_interval_from_the_root_and_being_a_chord_tone():
-    cfg, params = tiny_generator()
+@pytest.mark.parametrize("chords", [True, False])
+def test_the_pitch_head_scores_each_pitch_by_its_interval_from_the_last_pitch_and_the_chord(chords):
+    cfg, params = tiny_generator(chords=chords)
     model = Generator(cfg)
     rng = np.random.default_rng(3)
-    tokens = jnp.asarray(rng.integers(0, VOCAB.size, (2, 6)), jnp.int32)
-    cond = random_rows(rng, (2, 6))
+    tokens = rng.integers(0, VOCAB.size, (2, 12))
+    tokens[0, :3] = VOCAB.shift_start  # no pitch yet: no melodic score
+    cond = random_rows(rng, (2, 12))
     cond[0, 2, ls.ROOT] = -1  # a step without a chord
-    scores = jnp.arange(13.0) * 0.5 + 1.0  # the score of each interval above the root, then of a chord tone
-    zeroed = {**params, "interval_head": {"kernel": jnp.zeros_like(params["interval_head"]["kernel"]), "bias": scores * 0}}
-    scored = {**params, "interval_head": {"kernel": zeroed["interval_head"]["kernel"], "bias": scores}}
-    added = model.apply({"params": scored}, tokens, jnp.asarray(cond)) - model.apply({"params": zeroed}, tokens, jnp.asarray(cond))
-    interval = (VOCAB.pitches[None, None, :] - cond[..., ls.ROOT, None]) % 12
-    tone = (cond[..., ls.MASK, None] >> (VOCAB.pitches % 12)) & 1
+    scores = jnp.arange(params["pitch_head"]["bias"].shape[0]) * 0.25 + 1.0  # one per interval bucket
+    zeroed = {**params, "pitch_head": {"kernel": jnp.zeros_like(params["pitch_head"]["kernel"]), "bias": scores * 0}}
+    scored = {**params, "pitch_head": {"kernel": zeroed["pitch_head"]["kernel"], "bias": scores}}
+    added = np.asarray(model.apply({"params": scored}, jnp.asarray(tokens), jnp.asarray(cond))
+                       - model.apply({"params": zeroed}, jnp.asarray(tokens), jnp.asarray(cond)))
     expected = np.zeros(added.shape, np.float32)
-    expected[..., VOCAB.pitch_start : VOCAB.dur_start] = np.where(cond[..., ls.ROOT, None] >= 0,
-                                                                  scores[interval] + scores[12] * tone, 0.0)
-    np.testing.assert_allclose(added, expected, atol=1e-5)  # every octave alike, other tokens untouched
-    # A chord-conditioned run saved before the head existed has none, and loads as it was saved.
+    for b, t in np.ndindex(tokens.shape):
+        before = [VOCAB.token_value[x] for x in tokens[b, : t + 1] if VOCAB.token_type[x] == enc.T_PITCH]
+        for p in VOCAB.pitches:
+            score = scores[np.clip(p - before[-1], -13, 13) + 13] if before else 0.0
+            if chords and cond[b, t, ls.ROOT] >= 0:
+                score += scores[27 + (p - cond[b, t, ls.ROOT]) % 12] + scores[27 + 12] * ((cond[b, t, ls.MASK] >> p % 12) & 1)
+            expected[b, t, VOCAB.pitch_token(p)] = score
+    np.testing.assert_allclose(added, expected, atol=1e-5)  # every key and octave alike, other tokens untouched
+    # Runs saved before the head existed have none, and load as they were saved.
     old = cfg.to_dict()
     del old["pitch_tokens"]
     old_cfg = GeneratorConfig.from_dict(old)
-    assert "interval_head" not in Generator(old_cfg).init(jax.random.key(0), jnp.zeros((1, 4), jnp.int32))["params"]
+    assert "pitch_head" not in Generator(old_cfg).init(jax.random.key(0), jnp.zeros((1, 4), jnp.int32))["params"]
+    assert len(generator_initial_carry(old_cfg, 1)) == len(old_cfg.layers)
 
 
 def test_step_conditioning_is_the_rows_conditioning_gives_notes():
@@ -177,7 +185,7 @@ def test_train_run_reads_the_corpus_chords_and_resumes(tmp_path):
     saved = runs.load_run_config(tmp_path / "run")
     assert saved.generator.chords is True and saved.generator.steps_per_beat == 4
     assert np.isfinite(summary["best_val_nll"])
-    assert {"chord_proj", "interval_head"} <= set(runs.restore_params(tmp_path / "run", "last")[1])
+    assert {"chord_proj", "pitch_head"} <= set(runs.restore_params(tmp_path / "run", "last")[1])
     more = train.train_run(RunConfig.from_dict({**saved.to_dict(), "mle_steps": 6}), tmp_path / "run", resume=True,
                            progress=False, corpus=corpus)
     assert more["step"] == 6

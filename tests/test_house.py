@@ -26,7 +26,7 @@ RANKS = {
     "configs": 1, "checkpoints": 1, "chord_symbols": 1, "corpusfiles": 1, "pretrained": 1, "tboard": 1,
     "encoding": 2,
     "chords": 3, "metrics": 3, "plots": 3, "democorpus": 3, "importers": 3,
-    "lead_sheets": 4, "changes": 4, "realism": 4, "eval_report": 4,
+    "lead_sheets": 4, "changes": 4, "realism": 4, "eval_report": 4, "pitch_scores": 5,
     "parsing": 5, "pieces": 5, "models": 5,
     "data": 6,
     "windows": 7, "sampling": 7,
