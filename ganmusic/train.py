@@ -128,10 +128,7 @@ def load_discriminator(config: RunConfig) -> Discriminator:
         raise RunError(f"classifier {config.adv.classifier} does not read chords and this run's generator does: "
                        "train a chord-aware classifier (train-classifier with chords) for it, or train the "
                        "generator without chords")
-    params = clf.params
-    if config.adv.not_jazz_share == 0:  # only real against generated: a fresh answer on the classifier's features
-        params = {**params, "head_out": jax.tree.map(lambda x: x * 0, params["head_out"])}
-    return Discriminator(StyleClassifier(clf.model_config), params, clf.window)
+    return Discriminator(StyleClassifier(clf.model_config), clf.params, clf.window)
 
 
 def mle_optimizer(config: RunConfig):
