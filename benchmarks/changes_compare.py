@@ -12,7 +12,7 @@ chord symbols, and judged by `ganmusic evaluate` against the real test solos (th
 chord-tone share, H1, H4, GS, the two-sample realism test (a fresh classifier, not the critic)
 and the melodic features. Validation NLL is each run's own, on the validation split.
 
-    python benchmarks/changes_compare.py                      # the sizes: a GPU run
+    python benchmarks/changes_compare.py                      # the sizes: ~25 min a seed on 2 CPU cores
     python benchmarks/changes_compare.py --reduced            # a CPU-sized run (flags below)
 
 Full sizes (the default): 2x256 LSTM, window 128, batch 32, 800 MLE steps + 200, 256 samples of
