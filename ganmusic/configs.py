@@ -203,7 +203,7 @@ class GeneratorConfig:
     # corpus: yes) and saves the answer; configs saved before chords existed read as False.
     chords: bool | None = False
     steps_per_beat: int = 12
-    # (first PITCH token id, count, lowest pitch): with chords, pitches are also scored from the chord root
+    # (first PITCH token id, count, lowest pitch): pitches also scored by interval (pitch_scores); None: not
     pitch_tokens: tuple[int, int, int] | None = None
 
     @classmethod
