@@ -1,8 +1,9 @@
 """The adversarial phase: the generator against a jazz discriminator, as pure step functions.
 
 One step: the generator samples a batch (grammar-constrained); the discriminator is updated on
-real positive windows (label 1, smoothed), generated windows (0) and other-label windows (0, so
-it stays a style critic); the generator is updated on
+real positive windows (label 1, smoothed) and generated windows (0), plus other-label windows (0,
+`not_jazz_share` of the negatives, default none: they made it a style critic that taught a
+caricature); the generator is updated on
 
     lambda_mle * NLL(real) + lambda_adv * -log D(generated) + lambda_rep * repetition
     + lambda_fm * |mean critic features(generated) - mean critic features(real)|^2.
