@@ -38,8 +38,7 @@ def check_seed(seed, what: str = "seed") -> None:
 
 
 def default(cls, path: str):
-    """The default of a config field, `"window"` or nested through dataclass-valued fields,
-    `"adv.steps"`; for a field without one, raises `KeyError`."""
+    """The default of a config field, `"window"` or nested, `"adv.steps"` (none: `KeyError`)."""
     head, _, rest = path.partition(".")
     field = {f.name: f for f in dataclasses.fields(cls)}[head]
     if field.default is not dataclasses.MISSING:
@@ -203,14 +202,15 @@ class GeneratorConfig:
     # corpus: yes) and saves the answer; configs saved before chords existed read as False.
     chords: bool | None = False
     steps_per_beat: int = 12
-    # (first PITCH token id, count, lowest pitch): pitches also scored by interval (pitch_scores); None: not
-    pitch_tokens: tuple[int, int, int] | None = None
+    # (first PITCH token id, count), as the classifier's: pitches also scored by interval (pitch_scores); None: not
+    pitch_tokens: tuple[int, int] | None = None
+    pitch_min: int = 21
 
     @classmethod
     def for_vocab(cls, vocab, **kwargs) -> "GeneratorConfig":
         """A generator for an `encoding.Vocab`: its size, grid and pitch tokens."""
         return cls(vocab_size=vocab.size, steps_per_beat=vocab.config.steps_per_beat,
-                   pitch_tokens=(vocab.pitch_start, len(vocab.pitches), vocab.config.pitch_min), **kwargs)
+                   pitch_tokens=(vocab.pitch_start, len(vocab.pitches)), pitch_min=vocab.config.pitch_min, **kwargs)
 
     def __post_init__(self):
         check(self.cell in CELLS, f"cell must be one of {CELLS}, got {self.cell!r}")
@@ -220,7 +220,7 @@ class GeneratorConfig:
               f"layers must be 1 to {MAX_LAYERS} sizes, each an integer in [1, {MAX_WIDTH}], got {self.layers!r:.60}")
         object.__setattr__(self, "layers", layers)
         check_sizes(self, ("vocab_size", "embed_dim"))
-        check(self.pitch_tokens is None or (len(self.pitch_tokens) == 3 and 0 < self.pitch_tokens[1] and 0 <= self.pitch_tokens[0]
+        check(self.pitch_tokens is None or (len(self.pitch_tokens) == 2 and 0 < self.pitch_tokens[1] and 0 <= self.pitch_tokens[0]
               <= self.vocab_size - self.pitch_tokens[1]), f"pitch_tokens must lie inside the vocabulary, got {self.pitch_tokens}")
 
     def to_dict(self) -> dict:

@@ -22,12 +22,12 @@ CHORD_SCORES = 13  # the twelve intervals above the chord's root, then one for a
 
 def token_pitches(config, tokens):
     """MIDI pitch of each token (int ids, or soft one-hots read by their largest entry), -1 for
-    tokens that are not pitches; `config.pitch_tokens` is (first PITCH id, count, lowest pitch)."""
-    start, count, pitch_min = config.pitch_tokens
+    tokens that are not pitches; `config.pitch_tokens` is (first PITCH id, count)."""
+    start, count = config.pitch_tokens
     tokens = jnp.asarray(tokens)
     ids = tokens if jnp.issubdtype(tokens.dtype, jnp.integer) else jnp.argmax(tokens, axis=-1)
     is_pitch = (ids >= start) & (ids < start + count)
-    return jnp.where(is_pitch, ids - start + pitch_min, -1).astype(jnp.int32)
+    return jnp.where(is_pitch, ids - start + config.pitch_min, -1).astype(jnp.int32)
 
 
 def latest_pitches(config, tokens):
@@ -37,9 +37,14 @@ def latest_pitches(config, tokens):
     return jnp.where(seen >= 0, jnp.take_along_axis(pitch, jnp.maximum(seen, 0), axis=1), -1)
 
 
+def pitch_range(config):
+    """The MIDI pitch of each PITCH token, in token order."""
+    return jnp.arange(config.pitch_min, config.pitch_min + config.pitch_tokens[1])
+
+
 def _onto_vocab(config, pitch_scores):
     """`[..., count]` scores of the pitch tokens -> `[..., V]` logits, zero on other tokens."""
-    start, count, _ = config.pitch_tokens
+    start, count = config.pitch_tokens
     pad = [(0, 0)] * (pitch_scores.ndim - 1) + [(start, config.vocab_size - start - count)]
     return jnp.pad(pitch_scores, pad)
 
@@ -47,8 +52,7 @@ def _onto_vocab(config, pitch_scores):
 def melodic_logits(config, scores, last):
     """`scores` `[..., MELODIC_SCORES]` per interval from the previous pitch `last` (`[...]`, -1
     for none yet) -> logits `[..., V]`; every token before the first pitch gets zero."""
-    _, count, pitch_min = config.pitch_tokens
-    step = jnp.arange(pitch_min, pitch_min + count) - last[..., None]
+    step = pitch_range(config) - last[..., None]
     bucket = jnp.clip(step, -MAX_MELODIC_INTERVAL - 1, MAX_MELODIC_INTERVAL + 1) + MAX_MELODIC_INTERVAL + 1
     return _onto_vocab(config, jnp.take_along_axis(scores, bucket, axis=-1) * (last >= 0)[..., None])
 
@@ -57,11 +61,10 @@ def chord_logits(config, scores, cond):
     """`scores` `[..., CHORD_SCORES]` per interval above the chord's root, then for a chord tone,
     with `cond` the chord rows (`lead_sheets` layout; None: no chord) -> logits `[..., V]`;
     chordless steps get zero."""
-    _, count, pitch_min = config.pitch_tokens
     if cond is None:
         return jnp.zeros(scores.shape[:-1] + (config.vocab_size,), scores.dtype)
     cond = jnp.asarray(cond).astype(jnp.int32)
-    root, pitch = cond[..., ls.ROOT], jnp.arange(pitch_min, pitch_min + count)
+    root, pitch = cond[..., ls.ROOT], pitch_range(config)
     interval = (pitch - root[..., None]) % 12
     tone = (cond[..., ls.MASK, None] >> (pitch % 12)) & 1
     picked = jnp.take_along_axis(scores[..., :12], interval, axis=-1) + scores[..., 12:] * tone

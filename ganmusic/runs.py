@@ -51,13 +51,16 @@ def load_run_config(run_dir: str | Path) -> RunConfig:
 
 def check_vocab(config: RunConfig, where: str | Path = "run config") -> RunConfig:
     """The generator's vocabulary must be the encoding's (configs.py cannot build a Vocab)."""
-    size = Vocab(config.encoding).size
-    if config.generator.vocab_size != size:
-        raise RunError(f"{where}: generator vocab_size {config.generator.vocab_size} does not match the "
-                       f"encoding's {size}")
-    if config.generator.chords and config.generator.steps_per_beat != config.encoding.steps_per_beat:
-        raise RunError(f"{where}: the generator reads chords on a grid of {config.generator.steps_per_beat} steps "
+    gen, vocab = config.generator, Vocab(config.encoding)
+    if gen.vocab_size != vocab.size:
+        raise RunError(f"{where}: generator vocab_size {gen.vocab_size} does not match the encoding's {vocab.size}")
+    if gen.chords and gen.steps_per_beat != config.encoding.steps_per_beat:
+        raise RunError(f"{where}: the generator reads chords on a grid of {gen.steps_per_beat} steps "
                        f"per beat, the encoding has {config.encoding.steps_per_beat}")
+    if gen.pitch_tokens and (tuple(gen.pitch_tokens), gen.pitch_min) != ((vocab.pitch_start, len(vocab.pitches)),
+                                                                         config.encoding.pitch_min):
+        raise RunError(f"{where}: the generator's pitch tokens {gen.pitch_tokens} from pitch {gen.pitch_min} are not "
+                       f"the encoding's ({vocab.pitch_start}, {len(vocab.pitches)}) from {config.encoding.pitch_min}")
     return config
 
 

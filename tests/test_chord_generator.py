@@ -1,6 +1,7 @@
 """Issue 14, the chord-conditioned generator: its input, the rows it reads over given changes,
 sampling that follows the changes, and MLE training that reads the corpus's chords."""
 
+import dataclasses
 import json
 
 import jax
@@ -97,6 +98,12 @@ def test_the_pitch_head_scores_each_pitch_by_its_interval_from_the_last_pitch_an
     old_cfg = GeneratorConfig.from_dict(old)
     assert "pitch_head" not in Generator(old_cfg).init(jax.random.key(0), jnp.zeros((1, 4), jnp.int32))["params"]
     assert len(generator_initial_carry(old_cfg, 1)) == len(old_cfg.layers)
+    # A run whose pitch tokens are not its encoding's is refused in one line.
+    run = RunConfig(data="corpus", generator=cfg, encoding=ENC)
+    assert runs.check_vocab(run) is run
+    with pytest.raises(runs.RunError, match="pitch tokens"):
+        runs.check_vocab(RunConfig(data="corpus", generator=dataclasses.replace(cfg, pitch_min=cfg.pitch_min + 1),
+                                   encoding=ENC))
 
 
 def test_step_conditioning_is_the_rows_conditioning_gives_notes():
