@@ -42,15 +42,15 @@ REDUCED = dict(layers="64", mle_steps=200, more_steps=50, window=64, batch_size=
 PAPER_BEST = {"H1": 0.23, "H4": 0.04, "GS": 0.10}  # the Jazz Transformer's best |distance| to real WJazzD
 
 
-def test_changes(corpus, beats: int, num: int):
-    """Per sample: (step rows [S, K], the chord timeline from step 0) over the test solos' changes."""
+def test_changes(corpus, beats: int, num: int, split: str = "test"):
+    """Per sample: (step rows [S, K], the chord timeline from step 0) over the `split` solos' changes."""
     from ganmusic import encoding as enc
     from ganmusic import lead_sheets as ls
     from ganmusic.chords import bar_starts
 
     config, spb = corpus.config, corpus.config.steps_per_beat
     solos = []
-    for i in corpus.indices("test", positive=True):
+    for i in corpus.indices(split, positive=True):
         path = corpus.root / corpus.paths[i]
         midi, stats = enc.load_midi(path), enc.EncodeStats()
         lead = ls.encode_lead_sheet(midi, config, stats, path=path)
@@ -72,7 +72,7 @@ def test_changes(corpus, beats: int, num: int):
     return out
 
 
-def sample_over(run_dir: Path, changes, out_dir: Path, seed: int, batch: int = 64) -> None:
+def sample_over(run_dir: Path, changes, out_dir: Path, seed: int, batch: int = 64, sampling_config=None) -> None:
     """Samples of a run's last checkpoint over `changes`, as MIDI with the chord symbols."""
     import jax
 
@@ -87,7 +87,7 @@ def sample_over(run_dir: Path, changes, out_dir: Path, seed: int, batch: int = 6
         part = changes[lo : lo + batch]
         rows = np.stack([r for r, _ in part])
         tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed + lo), len(part),
-                                 cap, step_cond=rows)
+                                 cap, sampling_config or sampling.SamplingConfig(), step_cond=rows)
         for k, (seq, (_, timeline)) in enumerate(zip(tokens, part)):
             decode_to_midi(seq, config.encoding, chords=timeline).write(str(out_dir / f"sample{lo + k:04d}.mid"))
 

@@ -197,20 +197,20 @@ class GeneratorConfig:
     cell: str = "lstm"  # "lstm" or "gru"
     embed_dim: int = 128
     dropout: float = 0.0  # on each recurrent layer's output, only with train=True
-    # Chords: the generator reads every token's chord conditioning (lead_sheets.chord_features on
-    # a grid of `steps_per_beat`) beside it. None: `train.train_run` decides (chords in the
-    # corpus: yes) and saves the answer; configs saved before chords existed read as False.
+    # Chords: read every token's chord conditioning (lead_sheets.chord_features on a grid of `steps_per_beat`).
+    # None: `train.train_run` decides (chords in the corpus: yes) and saves it; older configs read as False.
     chords: bool | None = False
     steps_per_beat: int = 12
     # (first PITCH token id, count), as the classifier's: pitches also scored by interval (pitch_scores); None: not
     pitch_tokens: tuple[int, int] | None = None
     pitch_min: int = 21
+    pitch_memory: int = 0  # pitches also scored by how often their class was among this many recent ones
 
     @classmethod
     def for_vocab(cls, vocab, **kwargs) -> "GeneratorConfig":
-        """A generator for an `encoding.Vocab`: its size, grid and pitch tokens."""
-        return cls(vocab_size=vocab.size, steps_per_beat=vocab.config.steps_per_beat,
-                   pitch_tokens=(vocab.pitch_start, len(vocab.pitches)), pitch_min=vocab.config.pitch_min, **kwargs)
+        """A generator for an `encoding.Vocab`: its size, grid and pitch tokens, and pitch memory."""
+        return cls(vocab_size=vocab.size, steps_per_beat=vocab.config.steps_per_beat, **{"pitch_memory": 16, **kwargs},
+                   pitch_tokens=(vocab.pitch_start, len(vocab.pitches)), pitch_min=vocab.config.pitch_min)
 
     def __post_init__(self):
         check(self.cell in CELLS, f"cell must be one of {CELLS}, got {self.cell!r}")
@@ -222,6 +222,7 @@ class GeneratorConfig:
         check_sizes(self, ("vocab_size", "embed_dim"))
         check(self.pitch_tokens is None or (len(self.pitch_tokens) == 2 and 0 < self.pitch_tokens[1] and 0 <= self.pitch_tokens[0]
               <= self.vocab_size - self.pitch_tokens[1]), f"pitch_tokens must lie inside the vocabulary, got {self.pitch_tokens}")
+        check(0 <= self.pitch_memory <= 64 and bool(self.pitch_tokens or not self.pitch_memory), "pitch_memory: 0 to 64, with pitch_tokens")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -309,8 +310,7 @@ class AdvConfig:
     entropy: float = 0.01  # REINFORCE entropy bonus
     baseline_decay: float = 0.9  # REINFORCE moving-average baseline
     sample_every: int = 200  # write a few samples to runs/NAME/samples/STEP/
-    # Each generated sample is this many discriminator windows long, cut end to end on note
-    # boundaries, so the critic judges every part of a sample and not only its opening notes.
+    # Samples this many critic windows long, cut on note boundaries: every part of a sample is judged.
     windows: int = 3
 
     def __post_init__(self):

@@ -283,12 +283,13 @@ def lstm_layers_fullseq(cell_params, x, path: str = "cudnn"):
 
 def generator_initial_carry(config: GeneratorConfig, batch_size: int):
     """Zero recurrent state of every layer: `(c, h)` per LSTM layer, `h` per GRU layer; then, with
-    `config.pitch_tokens`, the previous pitch (-1: none yet)."""
+    `config.pitch_tokens`, the recent pitches `[B, pitch_scores.memory_size]` (-1: none yet)."""
     def zeros(h):
         return jnp.zeros((batch_size, h), jnp.float32)
 
     cells = tuple((zeros(h), zeros(h)) if config.cell == "lstm" else zeros(h) for h in config.layers)
-    return cells + (jnp.full((batch_size,), -1, jnp.int32),) if config.pitch_tokens else cells
+    recent = jnp.full((batch_size, ps.memory_size(config)), -1, jnp.int32)
+    return cells + (recent,) if config.pitch_tokens else cells
 
 
 class Generator(nn.Module):
@@ -301,8 +302,9 @@ class Generator(nn.Module):
     chord conditioning row (`cond`, int `[B, T, COND_SIZE]` or `[B, COND_SIZE]`; None: no chord):
     its features' projection is added to the embedding, so the recurrent layers (and cuDNN)
     see inputs of one size either way. With `config.pitch_tokens` the hidden state also scores
-    every pitch by its interval from the previous pitch and, with chords, from the chord's root
-    and as a chord tone (`pitch_scores`); the previous pitch rides in the carry."""
+    every pitch by its interval from the previous pitch, by how often its pitch class was among
+    the last `pitch_memory` pitches and, with chords, by its interval from the chord's root and
+    as a chord tone (`pitch_scores`); the recent pitches ride in the carry."""
 
     config: GeneratorConfig
     lstm_path: str = "auto"
@@ -321,8 +323,8 @@ class Generator(nn.Module):
         if cfg.chords:
             self.chord_proj = nn.Dense(cfg.embed_dim)  # chord features -> added to the embedding
         if cfg.pitch_tokens:  # starts at zero: the plain head's logits
-            self.pitch_head = nn.Dense(ps.MELODIC_SCORES + (ps.CHORD_SCORES if cfg.chords else 0),
-                                       kernel_init=nn.initializers.zeros)
+            self.pitch_head = nn.Dense(ps.MELODIC_SCORES + (ps.CHORD_SCORES if cfg.chords else 0)
+                                       + (ps.MEMORY_SCORES if cfg.pitch_memory else 0), kernel_init=nn.initializers.zeros)
 
     def _embed(self, tokens, time_axis: bool, cond=None):
         """The recurrent input: the token's embedding, plus (chord-conditioned generators) the
@@ -353,7 +355,7 @@ class Generator(nn.Module):
         return default_lstm_path() if self.lstm_path == "auto" else self.lstm_path
 
     def __call__(self, tokens, cond=None, *, train: bool = False):
-        last = ps.latest_pitches(self.config, tokens) if self.config.pitch_tokens else None
+        recent = ps.recent_pitches(self.config, tokens) if self.config.pitch_tokens else None
         x = self._embed(tokens, time_axis=True, cond=cond)
         path = self.full_sequence_path()
         if path == "scan":
@@ -367,28 +369,28 @@ class Generator(nn.Module):
             for group in groups:
                 x = lstm_layers_fullseq([cell.variables["params"] for cell in group], x, path)
                 x = self.drop(x, deterministic=not train)
-        return self._logits(x, cond, last)
+        return self._logits(x, cond, recent)
 
     def step(self, carry, token, cond=None):
-        last = None
+        recent = None
         if self.config.pitch_tokens:
-            carry, last = carry[:-1], carry[-1]
-            pitch = ps.token_pitches(self.config, token)
-            last = jnp.where(pitch >= 0, pitch, last)
+            carry, recent = carry[:-1], ps.remember(self.config, carry[-1], token)
         x = self._embed(token, time_axis=False, cond=cond)
         new_carry = []
         for cell, c in zip(self.cells, carry):
             c, x = cell(c, x)
             new_carry.append(c)
-        if last is not None:
-            new_carry.append(last)
-        return tuple(new_carry), self._logits(x, cond, last)
+        if recent is not None:
+            new_carry.append(recent)
+        return tuple(new_carry), self._logits(x, cond, recent)
 
-    def _logits(self, hidden, cond, last):
-        logits = self.head(hidden).astype(jnp.float32)
-        if self.config.pitch_tokens:
-            scores = self.pitch_head(hidden).astype(jnp.float32)
-            logits = logits + ps.melodic_logits(self.config, scores[..., :ps.MELODIC_SCORES], last)
-            if self.config.chords:
-                logits = logits + ps.chord_logits(self.config, scores[..., ps.MELODIC_SCORES:], cond)
+    def _logits(self, hidden, cond, recent):
+        cfg, logits = self.config, self.head(hidden).astype(jnp.float32)
+        if cfg.pitch_tokens:
+            scores = self.pitch_head(hidden).astype(jnp.float32)  # melodic, then chord, then memory
+            logits = logits + ps.melodic_logits(cfg, scores[..., :ps.MELODIC_SCORES], recent[..., -1])
+            if cfg.chords:
+                logits = logits + ps.chord_logits(cfg, scores[..., ps.MELODIC_SCORES:][..., :ps.CHORD_SCORES], cond)
+            if cfg.pitch_memory:
+                logits = logits + ps.memory_logits(cfg, scores[..., -ps.MEMORY_SCORES:], recent)
         return logits

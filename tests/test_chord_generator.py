@@ -70,13 +70,14 @@ def test_unconditioned_generator_ignores_rows_and_old_configs_read_as_unconditio
 
 
 @pytest.mark.parametrize("chords", [True, False])
-def test_the_pitch_head_scores_each_pitch_by_its_interval_from_the_last_pitch_and_the_chord(chords):
+def test_the_pitch_head_scores_each_pitch_by_its_intervals_and_how_often_its_class_was_heard_lately(chords):
     cfg, params = tiny_generator(chords=chords)
     model = Generator(cfg)
     rng = np.random.default_rng(3)
-    tokens = rng.integers(0, VOCAB.size, (2, 12))
+    tokens = rng.integers(0, VOCAB.size, (2, 40))
+    tokens[1, 1::2] = VOCAB.pitch_token(60) + rng.integers(0, 3, 20) * 12  # a pitch class heard often
     tokens[0, :3] = VOCAB.shift_start  # no pitch yet: no melodic score
-    cond = random_rows(rng, (2, 12))
+    cond = random_rows(rng, (2, 40))
     cond[0, 2, ls.ROOT] = -1  # a step without a chord
     scores = jnp.arange(params["pitch_head"]["bias"].shape[0]) * 0.25 + 1.0  # one per interval bucket
     zeroed = {**params, "pitch_head": {"kernel": jnp.zeros_like(params["pitch_head"]["kernel"]), "bias": scores * 0}}
@@ -90,10 +91,16 @@ def test_the_pitch_head_scores_each_pitch_by_its_interval_from_the_last_pitch_an
             score = scores[np.clip(p - before[-1], -13, 13) + 13] if before else 0.0
             if chords and cond[b, t, ls.ROOT] >= 0:
                 score += scores[27 + (p - cond[b, t, ls.ROOT]) % 12] + scores[27 + 12] * ((cond[b, t, ls.MASK] >> p % 12) & 1)
+            heard = sum(q % 12 == p % 12 for q in before[-cfg.pitch_memory:])  # times among the recent pitches
+            score += scores[27 + 13 * chords + min(heard, 4)]
             expected[b, t, VOCAB.pitch_token(p)] = score
     np.testing.assert_allclose(added, expected, atol=1e-5)  # every key and octave alike, other tokens untouched
-    # Runs saved before the head existed have none, and load as they were saved.
+    # Runs saved before the memory scores have a head without them; runs saved before the head, none.
     old = cfg.to_dict()
+    del old["pitch_memory"]
+    old_cfg = GeneratorConfig.from_dict(old)
+    head = Generator(old_cfg).init(jax.random.key(0), jnp.zeros((1, 4), jnp.int32))["params"]["pitch_head"]
+    assert head["bias"].shape == (27 + 13 * chords,) and generator_initial_carry(old_cfg, 2)[-1].shape == (2, 1)
     del old["pitch_tokens"]
     old_cfg = GeneratorConfig.from_dict(old)
     assert "pitch_head" not in Generator(old_cfg).init(jax.random.key(0), jnp.zeros((1, 4), jnp.int32))["params"]
