@@ -70,6 +70,13 @@ def _onto_vocab(config, pitch_scores):
     return jnp.pad(pitch_scores, pad)
 
 
+def _spread(config, class_scores):
+    """`[..., 12]` scores per pitch class -> `[..., V]` logits, each pitch token its class's.
+    (Picking 12 scores, then spreading them by a constant index, keeps the gradient small: a pick
+    per pitch token took 18 ms against 4.6 ms for the memory scores' gradient at 32 x 128 on a CPU.)"""
+    return _onto_vocab(config, jnp.take(class_scores, pitch_range(config) % 12, axis=-1))
+
+
 def melodic_logits(config, scores, last):
     """`scores` `[..., MELODIC_SCORES]` per interval from the previous pitch `last` (`[...]`, -1
     for none yet) -> logits `[..., V]`; every token before the first pitch gets zero."""
@@ -85,16 +92,14 @@ def chord_logits(config, scores, cond):
     if cond is None:
         return jnp.zeros(scores.shape[:-1] + (config.vocab_size,), scores.dtype)
     cond = jnp.asarray(cond).astype(jnp.int32)
-    root, pitch = cond[..., ls.ROOT], pitch_range(config)
-    interval = (pitch - root[..., None]) % 12
-    tone = (cond[..., ls.MASK, None] >> (pitch % 12)) & 1
-    picked = jnp.take_along_axis(scores[..., :12], interval, axis=-1) + scores[..., 12:] * tone
-    return _onto_vocab(config, picked * (root >= 0)[..., None])
+    root, classes = cond[..., ls.ROOT], jnp.arange(12)
+    tone = (cond[..., ls.MASK, None] >> classes) & 1
+    picked = jnp.take_along_axis(scores[..., :12], (classes - root[..., None]) % 12, axis=-1) + scores[..., 12:] * tone
+    return _spread(config, picked * (root >= 0)[..., None])
 
 
 def memory_logits(config, scores, recent):
     """`scores` `[..., MEMORY_SCORES]` per number of times a pitch class is among the `recent`
     pitches (`[..., memory_size]`, -1 for none) -> logits `[..., V]`."""
     heard = ((recent[..., None] % 12 == jnp.arange(12)) & (recent[..., None] >= 0)).sum(-2)  # [..., 12]
-    times = jnp.minimum(jnp.take(heard, pitch_range(config) % 12, axis=-1), MEMORY_SCORES - 1)
-    return _onto_vocab(config, jnp.take_along_axis(scores, times, axis=-1))
+    return _spread(config, jnp.take_along_axis(scores, jnp.minimum(heard, MEMORY_SCORES - 1), axis=-1))
