@@ -42,14 +42,13 @@ def recent_pitches(config, tokens):
     """`[B, T, memory_size]`: at each position the latest pitches among the tokens up to it,
     oldest first, -1 where there were fewer; `[..., -1]` is the latest pitch."""
     pitch = token_pitches(config, tokens)
-    latest = jax.lax.cummax(jnp.where(pitch >= 0, jnp.arange(pitch.shape[1]), -1), axis=1)  # its position
-    positions = [latest]
-    for _ in range(memory_size(config) - 1):  # the latest pitch before the one found last
-        before = jnp.take_along_axis(latest, jnp.maximum(positions[-1] - 1, 0), axis=1)
-        positions.append(jnp.where(positions[-1] >= 1, before, -1))
-    positions = jnp.stack(positions[::-1], axis=-1)
-    found = jnp.take_along_axis(pitch[:, :, None], jnp.maximum(positions, 0), axis=1)
-    return jnp.where(positions >= 0, found, -1)
+    (batch, length), size = pitch.shape, memory_size(config)
+    count = jnp.cumsum(pitch >= 0, axis=1)  # pitches up to each position
+    slot = jnp.where(pitch >= 0, count - 1, length)  # the k-th pitch to slot k, other tokens to a spare one
+    in_order = jnp.full((batch, length + 1), -1, jnp.int32).at[jnp.arange(batch)[:, None], slot].set(pitch)
+    index = count[:, :, None] - size + jnp.arange(size)
+    found = jnp.take_along_axis(in_order, jnp.maximum(index, 0).reshape(batch, -1), axis=1)
+    return jnp.where(index >= 0, found.reshape(index.shape), -1)
 
 
 def remember(config, recent, token):
