@@ -42,7 +42,7 @@ REDUCED = dict(layers="64", mle_steps=200, more_steps=50, window=64, batch_size=
 PAPER_BEST = {"H1": 0.23, "H4": 0.04, "GS": 0.10}  # the Jazz Transformer's best |distance| to real WJazzD
 
 
-def test_changes(corpus, beats: int, num: int, split: str = "test"):
+def split_changes(corpus, beats: int, num: int, split: str = "test"):
     """Per sample: (step rows [S, K], the chord timeline from step 0) over the `split` solos' changes."""
     from ganmusic import encoding as enc
     from ganmusic import lead_sheets as ls
@@ -143,7 +143,7 @@ def main():
     if not (critic / "config.json").exists():
         classify.train_classifier(corpus, critic, ClassifierConfig.for_vocab(corpus.vocab, chords=True),
                                   TrainConfig(steps=args.classifier_steps, seed=0), progress=True)
-    changes = test_changes(corpus, args.beats, args.samples)
+    changes = split_changes(corpus, args.beats, args.samples)
     layers = tuple(int(x) for x in args.layers.split(","))
     results, folders = {}, []
     for seed in args.seeds:

@@ -390,7 +390,7 @@ class Generator(nn.Module):
             scores = self.pitch_head(hidden).astype(jnp.float32)  # melodic, then chord, then memory
             logits = logits + ps.melodic_logits(cfg, scores[..., :ps.MELODIC_SCORES], recent[..., -1])
             if cfg.chords:
-                logits = logits + ps.chord_logits(cfg, scores[..., ps.MELODIC_SCORES:][..., :ps.CHORD_SCORES], cond)
+                logits = logits + ps.chord_logits(cfg, scores[..., ps.MELODIC_SCORES : ps.MELODIC_SCORES + ps.CHORD_SCORES], cond)
             if cfg.pitch_memory:
                 logits = logits + ps.memory_logits(cfg, scores[..., -ps.MEMORY_SCORES:], recent)
         return logits
