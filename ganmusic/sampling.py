@@ -117,13 +117,13 @@ class Knobs(NamedTuple):
                    jnp.asarray(sampling.allow_eos))
 
 
-def choose_tokens(logits, bias, noise, knobs: Knobs, top_k: int = 0, nucleus: bool = False):
+def choose_tokens(logits, bias, noise, knobs: Knobs, top_k: int = 0, nucleus: bool = False, mixing: bool = False):
     """One sampling decision: logits [B, V], this step's `GrammarTables.bias` rows [B, V] and
-    `step_noise` -> ids [B] int32. `top_k` and `nucleus` (whether `knobs.top_p` filters) are
-    static: a step without them has no sort and no branch (on a GPU a traced branch costs a
-    device-to-host read of its predicate every step)."""
+    `step_noise` -> ids [B] int32. `top_k`, `nucleus` (whether `knobs.top_p` filters) and
+    `mixing` (whether `knobs.argmax_mix` can pick the argmax) are static: a step without them
+    has no sort, no second argmax and no branch (on a GPU a traced branch costs a device-to-host
+    read of its predicate every step)."""
     logits = logits.astype(jnp.float32) + bias  # grammar mask and repetition penalty
-    greedy = jnp.argmax(logits, axis=-1)
 
     scaled = logits / knobs.temperature
     if 0 < top_k < logits.shape[-1]:
@@ -142,8 +142,11 @@ def choose_tokens(logits, bias, noise, knobs: Knobs, top_k: int = 0, nucleus: bo
         scaled = keep_nucleus(scaled)
 
     gumbel, uniform = noise
-    sampled = jnp.argmax(scaled + gumbel, axis=-1)  # = jax.random.categorical(key, scaled)
-    return jnp.where(uniform < knobs.argmax_mix, greedy, sampled).astype(jnp.int32)
+    sampled = jnp.argmax(scaled + gumbel, axis=-1).astype(jnp.int32)  # = jax.random.categorical(key, scaled)
+    if not mixing:
+        return sampled
+    greedy = jnp.argmax(logits, axis=-1).astype(jnp.int32)
+    return jnp.where(uniform < knobs.argmax_mix, greedy, sampled)
 
 
 def _step(params, gen_config, encoding_config, filters, knobs, bias, state, noise):
@@ -213,9 +216,9 @@ def _warm(params, gen_config, primer, primer_cond=None):
     return jax.lax.scan(body, carry, (primer[:, :-1].T, rows))[0]
 
 
-def static_filters(sampling: SamplingConfig) -> tuple[int, bool]:
-    """The static part of the settings: (top_k, whether top_p filters)."""
-    return sampling.top_k, sampling.top_p < 1.0
+def static_filters(sampling: SamplingConfig) -> tuple[int, bool, bool]:
+    """The static part of the settings: (top_k, whether top_p filters, whether argmax_mix mixes)."""
+    return sampling.top_k, sampling.top_p < 1.0, sampling.argmax_mix > 0.0
 
 
 @functools.partial(jax.jit, static_argnames=("gen_config", "encoding_config", "filters", "length"))

@@ -103,9 +103,13 @@ def test_seed_reproduces_and_other_seed_differs(params):
     np.testing.assert_array_equal(a, sample(params, CFG, ENC, jax.random.key(7), NUM, 16))
     assert not (a == sample(params, CFG, ENC, jax.random.key(8), NUM, 16)).all()
     # Other numeric settings reuse the compiled scan (only shapes, configs, top_k and whether
-    # top_p filters at all recompile).
+    # top_p filters or argmax_mix mixes at all recompile).
     sample(params, CFG, ENC, jax.random.key(7), NUM, 16,
-           SamplingConfig(temperature=0.5, argmax_mix=0.1, repetition_penalty=3.0, allow_eos=True))
+           SamplingConfig(temperature=0.5, repetition_penalty=3.0, allow_eos=True))
+    assert _sample_scan._cache_size() == compiled
+    sample(params, CFG, ENC, jax.random.key(7), NUM, 16, SamplingConfig(argmax_mix=0.1))
+    compiled = _sample_scan._cache_size()
+    sample(params, CFG, ENC, jax.random.key(7), NUM, 16, SamplingConfig(argmax_mix=0.5, temperature=0.7))
     assert _sample_scan._cache_size() == compiled
     sample(params, CFG, ENC, jax.random.key(7), NUM, 16, SamplingConfig(top_p=0.8))
     compiled = _sample_scan._cache_size()
