@@ -51,6 +51,8 @@ VOCAB, EMBED, HIDDEN, LAYERS = 152, 128, 256, 2
 LR, CLIP = 2e-3, 1.0
 PEAK_RSS_TARGET_MIB = 3 * 1024
 REPLY = "@@"  # marks the child's answers on its stdout
+CEILING = "lstm-alone"  # on a GPU: the cuDNN LSTM layers alone, forward and backward
+LSTM_ALONE_PATH = "cudnn"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,7 +131,7 @@ def ours_child(spec_json: str) -> None:
                                  cell="lstm", embed_dim=EMBED)
     config = RunConfig(data="bench", generator=gen_config, window=all_tokens.shape[2],
                        batch_size=all_tokens.shape[1], lr=LR, optimizer="adam", clip=CLIP)
-    model = Generator(gen_config, lstm_path=spec["path"])
+    model = Generator(gen_config, lstm_path="cudnn" if spec["path"] == CEILING else spec["path"])
     optimizer = mle.make_optimizer(config.optimizer, config.lr, config.clip, config.weight_decay)
     state = mle.init_state(model, optimizer, config.seed)
     step_fn = jax.jit(mle.make_mle_step(model, optimizer), donate_argnums=0)
@@ -138,6 +140,9 @@ def ours_child(spec_json: str) -> None:
         nonlocal state
         state, metrics = step_fn(state, {"mle_tokens": tokens, "mle_mask": mask})
         return float(metrics["mle_loss"])  # waits for the step, as train_run does
+
+    if spec["path"] == CEILING:
+        step = lstm_alone_step(state.gen)
 
     t = time.perf_counter()
     first_loss = step(all_tokens[0], all_mask[0])  # compiles
@@ -158,6 +163,29 @@ def ours_child(spec_json: str) -> None:
             jax.block_until_ready(state)
             reply({"peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
             return
+
+
+def lstm_alone_step(params):
+    """The ceiling of any training step on cuDNN: the two LSTM layers alone, forward and backward
+    (`jax.experimental.rnn.lstm`, gradients of the weights and the inputs), on the embedded
+    tokens; no head, loss, clipping or optimizer."""
+    import jax
+    import jax.numpy as jnp
+
+    from ganmusic.models import lstm_layers_fullseq
+
+    cells = [params[f"cells_{i}"] for i in range(LAYERS)]
+
+    @jax.jit
+    def grads(cells, embedding, tokens):
+        def total(cells, x):
+            return lstm_layers_fullseq(cells, x, LSTM_ALONE_PATH).sum()
+        return jax.grad(total, argnums=(0, 1))(cells, jnp.take(embedding, tokens, axis=0))
+
+    def step(tokens, mask):
+        g = grads(cells, params["embedding"], tokens)
+        return float(jnp.sum(g[1][0, 0]))  # waits for the step
+    return step
 
 
 class Side:
@@ -347,16 +375,18 @@ def rows_for(result: dict, gpu: bool) -> list[tuple[str, str, str]]:
              f"after {result['warmup']} warm-up steps", "")]
     t = result["torch"]
     for path, o in result["ours"].items():
-        rows.append((f"batch {b}: ours, {path} path (make_mle_step, jit, donated state) on {o['device']}",
+        what = ("the ceiling: the LSTM layers alone, forward and backward (rnn.lstm)" if path == CEILING else
+                f"ours, {path} path (make_mle_step, jit, donated state)")
+        rows.append((f"batch {b}: {what} on {o['device']}",
                      f"{throughput(o)}; compile + first step {o['first_step_seconds']:.0f} s; peak RSS "
                      f"{o['peak_rss_mib']:.0f} MiB", f"RSS < {PEAK_RSS_TARGET_MIB} MiB" if b == 64 else ""))
     if t:
         rows.append((f"batch {b}: PyTorch {t['torch']} nn.LSTM on {t['device']}", throughput(t), ""))
         for path, r in result["ratio_ours_over_torch"].items():
-            rows.append((f"batch {b}: ours ({path}) / PyTorch",
+            rows.append((f"batch {b}: {'LSTM alone' if path == CEILING else f'ours ({path})'} / PyTorch",
                          f"{r['all_steps']:.2f}x over all timed steps, {r['fastest_step']:.2f}x fastest step vs "
                          f"fastest step, {r['per_cpu_second']:.2f}x per CPU-second",
-                         ">= 1.05x (GPU)" if gpu else "not below 0.75-0.88x (2-core CPU, before)"))
+                         "" if path == CEILING else ">= 1.05x (GPU)" if gpu else "not below 0.75-0.88x (2-core CPU, before)"))
     else:
         rows.append((f"batch {b}: PyTorch nn.LSTM", result["torch_note"], ""))
     lo, hi = result["load_average_1min"]
@@ -385,7 +415,7 @@ def main():
         parser.error("--steps, --warmup, --rounds, --batch and --window must be >= 1")
     use_torch, torch_note = (False, "skipped (--no-torch)") if args.no_torch else torch_status()
     # Both full-sequence paths of the generator where cuDNN exists; the scan alone elsewhere.
-    paths = ["cudnn", "scan"] if gpu else ["scan"]
+    paths = ["cudnn", "scan", CEILING] if gpu else ["scan"]
 
     results, rows = [], []
     for batch in batches:
