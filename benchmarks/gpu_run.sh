@@ -21,7 +21,8 @@ step() {  # step NAME SECONDS COMMAND...: one measurement, its own log, a hang c
 nvidia-smi -L
 python3 -c "import jax, torch; print('jax', jax.__version__, jax.devices(), 'torch', torch.__version__, torch.cuda.is_available())"
 step equality 60 python3 -m pytest -q -p no:cacheprovider tests/test_generator.py -k "cudnn or lstm_path or checkpoint_written"
-step train_bench 200 python3 benchmarks/train_bench.py --cache-dir /tmp/ganmusic-cache --steps 20 --rounds 2
+# Many short turns: on an H100 both cuDNN sides' step times wandered by up to 30% within one run.
+step train_bench 300 python3 benchmarks/train_bench.py --cache-dir /tmp/ganmusic-cache --steps 40 --rounds 8
 step sample_bench 90 python3 benchmarks/sample_bench.py
 step songs_bench 150 python3 benchmarks/songs_bench.py --rounds 1 ${RUN:+--run "$RUN"}
 tar czf "$OUT/results.tgz" benchmarks/results
