@@ -135,15 +135,15 @@ def ours_child(spec_json: str) -> None:
     model = Generator(gen_config, lstm_path="cudnn" if spec["path"] == CEILING else spec["path"])
     optimizer = mle.make_optimizer(config.optimizer, config.lr, config.clip, config.weight_decay)
     state = mle.init_state(model, optimizer, config.seed)
-    step_fn = jax.jit(mle.make_mle_step(model, optimizer), donate_argnums=0)
-
-    def step(tokens, mask):
-        nonlocal state
-        state, metrics = step_fn(state, {"mle_tokens": tokens, "mle_mask": mask})
-        return float(metrics["mle_loss"])  # waits for the step, as train_run does
-
     if spec["path"] == CEILING:
         step = lstm_alone_step(state.gen)
+    else:
+        step_fn = jax.jit(mle.make_mle_step(model, optimizer), donate_argnums=0)
+
+        def step(tokens, mask):
+            nonlocal state
+            state, metrics = step_fn(state, {"mle_tokens": tokens, "mle_mask": mask})
+            return float(metrics["mle_loss"])  # waits for the step, as train_run does
 
     t = time.perf_counter()
     first_loss = step(all_tokens[0], all_mask[0])  # compiles
