@@ -40,6 +40,8 @@ from common import REPO, RESULTS, report  # noqa: E402
 REDUCED = dict(layers="64", mle_steps=200, more_steps=50, window=64, batch_size=16, samples=48, beats=64,
                classifier_steps=200)
 PAPER_BEST = {"H1": 0.23, "H4": 0.04, "GS": 0.10}  # the Jazz Transformer's best |distance| to real WJazzD
+CALIBRATED = ("b_chords_mle", "c_chords_adv")  # also sampled after `ganmusic calibrate` (rows "... +cal")
+CALIBRATED_SUFFIX = "+cal"
 
 
 def split_changes(corpus, beats: int, num: int, split: str = "test"):
@@ -72,14 +74,16 @@ def split_changes(corpus, beats: int, num: int, split: str = "test"):
     return out
 
 
-def sample_over(run_dir: Path, changes, out_dir: Path, seed: int, batch: int = 64, sampling_config=None) -> None:
-    """Samples of a run's last checkpoint over `changes`, as MIDI with the chord symbols."""
+def sample_over(run_dir: Path, changes, out_dir: Path, seed: int, batch: int = 64, sampling_config=None,
+                calibrated: bool = False) -> None:
+    """Samples of a run's last checkpoint (`calibrated`: with its calibration) over `changes`, as
+    MIDI with the chord symbols."""
     import jax
 
     from ganmusic import runs, sampling
     from ganmusic.encoding import decode_to_midi
 
-    config, params = runs.restore_params(run_dir, "last")
+    config, params = runs.restore_params(run_dir, "last", calibrated=calibrated)
     out_dir.mkdir(parents=True, exist_ok=True)
     spb = config.encoding.steps_per_beat
     cap = 3 * len(changes[0][0]) // spb * 4 + 3  # at most 4 notes a beat
@@ -117,7 +121,7 @@ def main():
             if parser.get_default(key) == getattr(args, key):
                 setattr(args, key, value)
 
-    from ganmusic import classify, data, evaluate, runs, train
+    from ganmusic import calibration, classify, data, evaluate, runs, train
     from ganmusic.configs import (AdvConfig, ClassifierConfig, EncodingConfig, GeneratorConfig, RunConfig,
                                   TrainConfig)
 
@@ -162,16 +166,25 @@ def main():
                 for name, adv in {"c_chords_adv": overrides, **variants}.items():
                     runs_of_seed[name] = RunConfig(generator=gen, mle_steps=0, **then, adv=AdvConfig(
                         steps=args.more_steps, classifier=str(critic), sample_every=0, **adv))
+        def calibration_of(run_dir: Path) -> dict:
+            import json
+            return json.loads((run_dir / runs.CALIBRATION).read_text())
+
         for name, config in runs_of_seed.items():
             run_dir = out / f"s{seed}-{name}"
             if not train.has_complete_checkpoint(run_dir):
                 train.train_run(config, run_dir, corpus=corpus)
-            folder = out / "samples" / f"s{seed}-{name}"
-            if not folder.exists():
-                sample_over(run_dir, changes, folder.with_name(folder.name + ".partial"), seed)
-                folder.with_name(folder.name + ".partial").rename(folder)
-            folders.append(folder)
-            results[f"s{seed}-{name}"] = {"val_nll": runs.MetricsLog.read(run_dir / "metrics.jsonl")[-1]["val_nll"]}
+            val_nll = runs.MetricsLog.read(run_dir / "metrics.jsonl")[-1]["val_nll"]
+            for calibrated in (False, True) if name in CALIBRATED else (False,):
+                if calibrated and not (run_dir / runs.CALIBRATION).exists():
+                    calibration.calibrate(run_dir, "last", seed=seed, corpus=corpus, progress=False)
+                label = f"s{seed}-{name}{CALIBRATED_SUFFIX if calibrated else ''}"
+                folder = out / "samples" / label
+                if not folder.exists():
+                    sample_over(run_dir, changes, folder.with_name(folder.name + ".partial"), seed, calibrated=calibrated)
+                    folder.with_name(folder.name + ".partial").rename(folder)
+                folders.append(folder)
+                results[label] = {"val_nll": calibration_of(run_dir)["val_nll_after"] if calibrated else val_nll}
     evaluation = evaluate.evaluate(folders, out / "eval", against=args.data, num=args.samples, length=192, seed=7)
     real = evaluation["sources"]["reference"]
     real_ls = real["lead_sheet"]
@@ -184,7 +197,8 @@ def main():
     reference = {**{k: real_ls[k] for k in keys}, "realism_floor": real["realism"]["accuracy"], **melodic(real["means"])}
     features = tuple(melodic(real["means"]))
     checks = bars(results, reference, args.seeds)
-    names = ["a_plain_mle", "b_chords_mle", "c_chords_adv", *variants]
+    checks.update(bars(results, reference, args.seeds, *(n + CALIBRATED_SUFFIX for n in CALIBRATED)))
+    names = ["a_plain_mle", "b_chords_mle", "c_chords_adv", *(n + CALIBRATED_SUFFIX for n in CALIBRATED), *variants]
     metrics = ["val_nll", "realism_accuracy", *keys, *features]
     short = ["val NLL", "2-sample acc", "chord tones", "on beats", "H1", "H4", "GS", "tritones", "whole-step down",
              "repeats", "pc entropy"]
@@ -213,30 +227,32 @@ def fmt(x) -> str:
     return "" if x is None else f"{x:.4g}"
 
 
-def bars(results: dict, real: dict, seeds: list[int]) -> dict:
-    """The issue's bars, on every seed."""
+def bars(results: dict, real: dict, seeds: list[int], b: str = "b_chords_mle", c: str = "c_chords_adv") -> dict:
+    """The issue's bars, on every seed, for (b) and (c) (or their calibrated rows: then "(b+cal)"...)."""
     real = {k: (np.nan if v is None else v) for k, v in real.items()}
+    tag = CALIBRATED_SUFFIX if b.endswith(CALIBRATED_SUFFIX) else ""
+    B, C = f"(b{tag})", f"(c{tag})"
+
     def r(seed, name):  # a metric that could not be measured (None) fails every bar it is in
         return {k: (np.nan if v is None else v) for k, v in results[f"s{seed}-{name}"].items()}
 
     def spread(metric):  # seed-to-seed spread of (b): how far a metric moves by chance
-        values = [r(s, "b_chords_mle")[metric] for s in seeds]
+        values = [r(s, b)[metric] for s in seeds]
         return max(values) - min(values) if len(values) > 1 else 0.0
 
     out = {}
-    out["(b) val NLL below (a)"] = all(r(s, "b_chords_mle")["val_nll"] < r(s, "a_plain_mle")["val_nll"] for s in seeds)
-    out["(b) chord-tone share within 3 points of real"] = all(
-        abs(r(s, "b_chords_mle")["chord_tone_share"] - real["chord_tone_share"]) <= 0.03 for s in seeds)
-    out["(c) realism accuracy below (b)"] = all(
-        r(s, "c_chords_adv")["realism_accuracy"] < r(s, "b_chords_mle")["realism_accuracy"] for s in seeds)
-    out["(c) val NLL within 5% of (b)"] = all(
-        r(s, "c_chords_adv")["val_nll"] <= 1.05 * r(s, "b_chords_mle")["val_nll"] for s in seeds)
+    if not tag:
+        out["(b) val NLL below (a)"] = all(r(s, b)["val_nll"] < r(s, "a_plain_mle")["val_nll"] for s in seeds)
+    out[f"{B} chord-tone share within 3 points of real"] = all(
+        abs(r(s, b)["chord_tone_share"] - real["chord_tone_share"]) <= 0.03 for s in seeds)
+    out[f"{C} realism accuracy below {B}"] = all(r(s, c)["realism_accuracy"] < r(s, b)["realism_accuracy"] for s in seeds)
+    out[f"{C} val NLL within 5% of {B}"] = all(r(s, c)["val_nll"] <= 1.05 * r(s, b)["val_nll"] for s in seeds)
     moved = [m for m in ("chord_tone_share", "H1", "H4", "GS", "tritone_leap_rate", "whole_step_descent_rate")
-             if m in real and any(not abs(r(s, "c_chords_adv")[m] - real[m]) - abs(r(s, "b_chords_mle")[m] - real[m])
-                                  <= spread(m) for s in seeds)]
-    out["(c) no metric moves away from real by more than the seed spread" + (f" (moved: {', '.join(moved)})" if moved else "")] = not moved
-    out["(c) H1, H4, GS closer to real than the Jazz Transformer's best"] = all(
-        abs(r(s, "c_chords_adv")[m] - real[m]) < PAPER_BEST[m] for s in seeds for m in PAPER_BEST)
+             if m in real and any(not abs(r(s, c)[m] - real[m]) - abs(r(s, b)[m] - real[m]) <= spread(m) for s in seeds)]
+    out[f"{C} no metric moves away from real by more than the seed spread" + (f" (moved: {', '.join(moved)})" if moved else "")] = not moved
+    for name, label in ((b, B), (c, C)) if tag else ((c, C),):
+        out[f"{label} H1, H4, GS closer to real than the Jazz Transformer's best"] = all(
+            abs(r(s, name)[m] - real[m]) < PAPER_BEST[m] for s in seeds for m in PAPER_BEST)
     return out
 
 

@@ -316,6 +316,7 @@ def score(
 # ---------------------------------------------------------------------------------------------
 
 app.command("train-gan")(cli_generator.train_gan)
+app.command("calibrate")(cli_generator.calibrate)
 app.command("sample")(cli_generator.sample)
 app.command("evaluate")(cli_generator.evaluate)
 app.command("demo")(cli_generator.demo)

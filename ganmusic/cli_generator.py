@@ -1,4 +1,4 @@
-"""The generator's commands: train-gan, sample, evaluate, demo (registered in `cli.py`)."""
+"""The generator's commands: train-gan, calibrate, sample, evaluate, demo (registered in `cli.py`)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ganmusic.cli_common import (ALLOW_OUTSIDE_HELP, MELODY, SPB, UserError, folder_name, joined_distributed,
                                  param_default, print_result, user_errors)
+from ganmusic import calibration as cal
 from ganmusic import evaluate as ev
 from ganmusic.configs import AdvConfig, EncodingConfig, GeneratorConfig, RunConfig, SamplingConfig, default
 from ganmusic.ui import console
@@ -118,6 +119,8 @@ def train_gan(
                                                          "change the run where they may (more steps, --eval-every), "
                                                          "others are refused."),
     init_from: Optional[Path] = typer.Option(None, help="Start from another run's best weights (same architecture)."),
+    calibrate: int = typer.Option(param_default(cal.calibrate, "rounds"),
+                                  help="Then this many rounds of `ganmusic calibrate` on the best weights (0: none)."),
     allow_outside: bool = run_option("allow_outside", "--allow-outside", help=ALLOW_OUTSIDE_HELP),
     seed: int = run_option("seed", help="Seed of initialisation, batches, augmentation and dropout."),
 ):
@@ -191,6 +194,8 @@ def train_gan(
         table.add_row("tokens/s", f"{last['tokens_per_second']:.0f}")
     print_result(table)
     console.print(f"wrote {run_dir}/ (config.json, checkpoints/, best/, metrics.jsonl, training.png)")
+    if calibrate and not summary["stopped_early"]:
+        print_calibration(run_dir, cal.calibrate(run_dir, rounds=calibrate, seed=seed))
     if summary["stopped_early"]:
         # Not finished: exit as a process stopped by that signal does (130 SIGINT, 143 SIGTERM),
         # so scripts, schedulers and tests never take the run as complete.
@@ -198,6 +203,35 @@ def train_gan(
                       f"with: ganmusic train-gan {data_path} --name {run_dir.name} --root {root} --resume",
                       soft_wrap=True)
         raise typer.Exit(128 + signal.Signals[summary["stopped_by"]].value)
+
+
+def print_calibration(run_dir: Path, result: dict) -> None:
+    table = Table(title=f"calibration of {run_dir} ({result['checkpoint']}): gap to the training solos' rates "
+                        "(total variation, sampled notes)")
+    for col in ("feature", "before", "after"):
+        table.add_column(col, justify="left" if col == "feature" else "right")
+    for name, before in result["gap_before"].items():
+        table.add_row(name.replace("_", " "), f"{before:.3f}", f"{result['gap_after'][name]:.3f}")
+    if result["val_nll_before"] is not None:
+        table.add_row("validation NLL per token (teacher-forced)", f"{result['val_nll_before']:.3f}",
+                      f"{result['val_nll_after']:.3f}")
+    print_result(table)
+    console.print(f"wrote {run_dir / 'calibration.json'} (sample, evaluate and Python's runs.restore_params use it)")
+
+
+@user_errors
+def calibrate(
+    run: Path = typer.Argument(..., metavar="RUN", help="Run folder (runs/NAME)."),
+    checkpoint: str = typer.Option("best", help="best, last or a step number: the weights to calibrate."),
+    rounds: int = typer.Option(param_default(cal.calibrate, "rounds"), help="Rounds of sampling and tilting."),
+    songs: int = typer.Option(param_default(cal.calibrate, "songs"), help="Songs sampled per round."),
+    beats: int = typer.Option(param_default(cal.calibrate, "beats"), help="Beats per song."),
+    seed: int = typer.Option(0, help="Seed of the sampling and of the training changes played over."),
+):
+    """Tilt a trained generator's output biases until its own samples show the training solos'
+    rates of what it scores (intervals, chord tones, register, beat phases, shifts, durations).
+    Writes RUN/calibration.json; sampling and evaluation then use it. train-gan runs it at the end."""
+    print_calibration(run, cal.calibrate(run, checkpoint, rounds=rounds, songs=songs, beats=beats, seed=seed))
 
 
 @user_errors

@@ -79,9 +79,7 @@ def replace(config, changes: dict):
     return dataclasses.replace(config, **flat)
 
 
-# ---------------------------------------------------------------------------------------------
-# Encoding (encoding.py)
-# ---------------------------------------------------------------------------------------------
+# --- Encoding (encoding.py) -------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class EncodingConfig:
@@ -119,9 +117,7 @@ class EncodingConfig:
         return cls.from_dict(json.loads(text))
 
 
-# ---------------------------------------------------------------------------------------------
-# Models (models.py)
-# ---------------------------------------------------------------------------------------------
+# --- Models (models.py) -----------------------------------------------------------------------
 
 ENCODERS = ("conv", "gru")
 
@@ -205,11 +201,15 @@ class GeneratorConfig:
     pitch_tokens: tuple[int, int] | None = None
     pitch_min: int = 21
     pitch_memory: int = 0  # pitches also scored by how often their class was among this many recent ones
+    pitch_register: bool = False  # and by where they lie against those pitches' range
+    phase_scores: int = 0  # with chords, the encoding's fine_beats: SHIFT and DUR scored by the beat phase they reach
 
     @classmethod
     def for_vocab(cls, vocab, **kwargs) -> "GeneratorConfig":
-        """A generator for an `encoding.Vocab`: its size, grid and pitch tokens, and pitch memory."""
-        return cls(vocab_size=vocab.size, steps_per_beat=vocab.config.steps_per_beat, **{"pitch_memory": 16, **kwargs},
+        """A generator for an `encoding.Vocab`: its size, grid, pitch tokens and scores (`pitch_scores`)."""
+        phase = vocab.config.fine_beats if kwargs.get("chords") is not False else 0
+        scores = {"pitch_memory": 16, "pitch_register": True, "phase_scores": phase}
+        return cls(vocab_size=vocab.size, steps_per_beat=vocab.config.steps_per_beat, **{**scores, **kwargs},
                    pitch_tokens=(vocab.pitch_start, len(vocab.pitches)), pitch_min=vocab.config.pitch_min)
 
     def __post_init__(self):
@@ -222,7 +222,9 @@ class GeneratorConfig:
         check_sizes(self, ("vocab_size", "embed_dim"))
         check(self.pitch_tokens is None or (len(self.pitch_tokens) == 2 and 0 < self.pitch_tokens[1] and 0 <= self.pitch_tokens[0]
               <= self.vocab_size - self.pitch_tokens[1]), f"pitch_tokens must lie inside the vocabulary, got {self.pitch_tokens}")
-        check(0 <= self.pitch_memory <= 64 and bool(self.pitch_tokens or not self.pitch_memory), "pitch_memory: 0 to 64, with pitch_tokens")
+        check(0 <= self.pitch_memory <= 64 and 0 <= self.phase_scores <= 16 and bool(self.pitch_tokens or not (
+              self.pitch_memory or self.phase_scores)) and bool(self.pitch_memory or not self.pitch_register),
+              "pitch_memory 0 to 64 and phase_scores 0 to 16 need pitch_tokens, pitch_register needs pitch_memory")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -232,9 +234,7 @@ class GeneratorConfig:
         return config_from_dict(cls, d, "generator")
 
 
-# ---------------------------------------------------------------------------------------------
-# Sampling (sampling.py)
-# ---------------------------------------------------------------------------------------------
+# --- Sampling (sampling.py) -------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class SamplingConfig:
@@ -254,9 +254,7 @@ class SamplingConfig:
               f"repetition_penalty must be finite and > 0 (1 = off), got {self.repetition_penalty}")
 
 
-# ---------------------------------------------------------------------------------------------
-# Classifier training (classify.py)
-# ---------------------------------------------------------------------------------------------
+# --- Classifier training (classify.py) --------------------------------------------------------
 
 @dataclass(frozen=True)
 class TrainConfig:
@@ -284,9 +282,7 @@ class TrainConfig:
         check(self.eval_every >= 1, "eval_every must be >= 1")
 
 
-# ---------------------------------------------------------------------------------------------
-# The adversarial phase (gan.py)
-# ---------------------------------------------------------------------------------------------
+# --- The adversarial phase (gan.py) -----------------------------------------------------------
 
 ESTIMATORS = ("gumbel", "reinforce")
 
@@ -344,9 +340,7 @@ class AdvConfig:
         return self.tau_start * (self.tau_end / self.tau_start) ** frac
 
 
-# ---------------------------------------------------------------------------------------------
-# A generator run (runs.py, train.py)
-# ---------------------------------------------------------------------------------------------
+# --- A generator run (runs.py, train.py) ------------------------------------------------------
 
 @dataclass(frozen=True)
 class RunConfig:

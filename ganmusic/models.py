@@ -323,8 +323,7 @@ class Generator(nn.Module):
         if cfg.chords:
             self.chord_proj = nn.Dense(cfg.embed_dim)  # chord features -> added to the embedding
         if cfg.pitch_tokens:  # starts at zero: the plain head's logits
-            self.pitch_head = nn.Dense(ps.MELODIC_SCORES + (ps.CHORD_SCORES if cfg.chords else 0)
-                                       + (ps.MEMORY_SCORES if cfg.pitch_memory else 0), kernel_init=nn.initializers.zeros)
+            self.pitch_head = nn.Dense(ps.head_size(cfg), kernel_init=nn.initializers.zeros)
 
     def _embed(self, tokens, time_axis: bool, cond=None):
         """The recurrent input: the token's embedding, plus (chord-conditioned generators) the
@@ -387,10 +386,15 @@ class Generator(nn.Module):
     def _logits(self, hidden, cond, recent):
         cfg, logits = self.config, self.head(hidden).astype(jnp.float32)
         if cfg.pitch_tokens:
-            scores = self.pitch_head(hidden).astype(jnp.float32)  # melodic, then chord, then memory
-            logits = logits + ps.melodic_logits(cfg, scores[..., :ps.MELODIC_SCORES], recent[..., -1])
+            scores = self.pitch_head(hidden).astype(jnp.float32)
+            part = {name: scores[..., start : start + n] for name, (start, n) in ps.score_layout(cfg).items()}
+            logits = logits + ps.melodic_logits(cfg, part["melodic"], recent[..., -1])
             if cfg.chords:
-                logits = logits + ps.chord_logits(cfg, scores[..., ps.MELODIC_SCORES : ps.MELODIC_SCORES + ps.CHORD_SCORES], cond)
+                logits = logits + ps.chord_logits(cfg, jnp.concatenate([part["root"], part["chord_tone"]], -1), cond)
             if cfg.pitch_memory:
-                logits = logits + ps.memory_logits(cfg, scores[..., -ps.MEMORY_SCORES:], recent)
+                logits = logits + ps.memory_logits(cfg, part["memory"], recent)
+            if cfg.pitch_register:
+                logits = logits + ps.register_logits(cfg, part["register"], recent)
+            if cfg.phase_scores:
+                logits = logits + ps.phase_logits(cfg, jnp.concatenate([part["onset_phase"], part["end_phase"]], -1), cond)
         return logits

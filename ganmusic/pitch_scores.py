@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ganmusic import lead_sheets as ls
 
@@ -21,6 +22,29 @@ MAX_MELODIC_INTERVAL = 12
 MELODIC_SCORES = 2 * MAX_MELODIC_INTERVAL + 3  # -12..12 semitones, one for wider leaps each way
 CHORD_SCORES = 13  # the twelve intervals above the chord's root, then one for a chord tone
 MEMORY_SCORES = 5  # a pitch class heard 0, 1, 2, 3, 4 or more times among the recent pitches
+MAX_REGISTER_STEP = 8
+REGISTER_SCORES = 2 * MAX_REGISTER_STEP + 1  # semitones below / above the recent pitches' range (8+), or inside it
+
+
+def score_layout(config) -> dict[str, tuple[int, int]]:
+    """Score family -> (first index, count) in the pitch head's output, in the order the head
+    gives them: intervals from the last pitch, from the chord's root, chord tone, memory,
+    register, onset phase, end phase (only those the config has)."""
+    sizes = {"melodic": MELODIC_SCORES}
+    if config.chords:
+        sizes.update(root=12, chord_tone=1)
+    if config.pitch_memory:
+        sizes["memory"] = MEMORY_SCORES
+    if config.pitch_register:
+        sizes["register"] = REGISTER_SCORES
+    if config.phase_scores:
+        sizes.update(onset_phase=config.steps_per_beat, end_phase=config.steps_per_beat)
+    starts = np.cumsum([0, *sizes.values()])
+    return {name: (int(start), n) for (name, n), start in zip(sizes.items(), starts)}
+
+
+def head_size(config) -> int:
+    return sum(n for _, n in score_layout(config).values())
 
 
 def token_pitches(config, tokens):
@@ -102,3 +126,41 @@ def memory_logits(config, scores, recent):
     pitches (`[..., memory_size]`, -1 for none) -> logits `[..., V]`."""
     heard = ((recent[..., None] % 12 == jnp.arange(12)) & (recent[..., None] >= 0)).sum(-2)  # [..., 12]
     return _spread(config, jnp.take_along_axis(scores, jnp.minimum(heard, MEMORY_SCORES - 1), axis=-1))
+
+
+def register_logits(config, scores, recent):
+    """`scores` `[..., REGISTER_SCORES]` per number of semitones a pitch lies below (negative) or
+    above the range of the `recent` pitches (`[..., memory_size]`, -1 for none; 0: inside it)
+    -> logits `[..., V]`; zero before the first pitch. Solos keep to a register: without this a
+    random walk of intervals widens a melody's range with its length."""
+    heard = recent >= 0
+    low = jnp.min(jnp.where(heard, recent, 1 << 10), axis=-1, keepdims=True)
+    high = jnp.max(recent, axis=-1, keepdims=True)
+    pitch = pitch_range(config)
+    outside = jnp.where(pitch > high, pitch - high, jnp.where(pitch < low, pitch - low, 0))
+    bucket = jnp.clip(outside, -MAX_REGISTER_STEP, MAX_REGISTER_STEP) + MAX_REGISTER_STEP
+    return _onto_vocab(config, jnp.take_along_axis(scores, bucket, axis=-1) * heard.any(-1, keepdims=True))
+
+
+def phase_logits(config, scores, cond):
+    """`scores` `[..., phase_size]` -> logits `[..., V]`: each SHIFT token gets the score of the
+    phase in the beat where it puts the next note's onset, each DUR token that of the phase where
+    it ends this note, from the bar position in `cond` (the current note's row; zero without a
+    bar or chords). Lead sheets sit on a grid of sixteenths and triplets; the plain head put 4x
+    their share of onsets a twelfth of a beat away from it."""
+    spb, fine = config.steps_per_beat, config.phase_scores * config.steps_per_beat
+    if cond is None:
+        return jnp.zeros(scores.shape[:-1] + (config.vocab_size,), scores.dtype)
+    cond = jnp.asarray(cond).astype(jnp.int32)
+    shift_start, pitch_start = 3, config.pitch_tokens[0]  # PAD, BOS, EOS, then the SHIFTs
+    dur_start = pitch_start + config.pitch_tokens[1]
+    shift = jnp.arange(pitch_start - shift_start)
+    shift = jnp.where(shift <= fine, shift, 0)  # exact shifts 0..fine steps, then whole beats
+    dur = jnp.arange(config.vocab_size - dur_start)
+    dur = jnp.where(dur < fine, dur + 1, 0)  # exact durations 1..fine steps, then whole beats
+    at = cond[..., ls.BAR_STEP, None]
+    picked = jnp.concatenate([jnp.take_along_axis(scores[..., :spb], (at + shift) % spb, axis=-1),
+                              jnp.zeros(scores.shape[:-1] + (config.pitch_tokens[1],), scores.dtype),
+                              jnp.take_along_axis(scores[..., spb:], (at + dur) % spb, axis=-1)], axis=-1)
+    picked = picked * (cond[..., ls.BAR_STEPS, None] > 0)
+    return jnp.pad(picked, [(0, 0)] * (picked.ndim - 1) + [(shift_start, 0)])

@@ -3,7 +3,8 @@
 A run folder `runs/NAME/` holds `config.json` (everything needed to rebuild the models and the
 data stream), `checkpoints/` (the last few full training states), `best/` (the generator
 weights with the lowest validation NLL), `metrics.jsonl` (one JSON object per logged step) and
-`training.png`. `train.train_run` writes them; evaluation, sampling and notebooks read them here.
+`training.png`, and after `ganmusic calibrate` `calibration.json` (tilted output biases, see
+`calibration`). `train.train_run` writes them; evaluation, sampling and notebooks read them here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ganmusic import checkpoints
 from ganmusic.configs import RunConfig, changed_fields
@@ -21,6 +23,7 @@ from ganmusic.errors import GanmusicError
 from ganmusic.models import Generator
 
 OLD_FORMATS = ("ganmusic-run/1",)
+CALIBRATION = "calibration.json"
 # Settings a resumed run may change; the step counts may grow within their phase (see `resumed`).
 RESUMABLE = ("data", "eval_every", "checkpoint_every", "keep", "devices", "adv.sample_every")
 
@@ -57,6 +60,9 @@ def check_vocab(config: RunConfig, where: str | Path = "run config") -> RunConfi
     if gen.chords and gen.steps_per_beat != config.encoding.steps_per_beat:
         raise RunError(f"{where}: the generator reads chords on a grid of {gen.steps_per_beat} steps "
                        f"per beat, the encoding has {config.encoding.steps_per_beat}")
+    if gen.phase_scores not in (0, config.encoding.fine_beats):
+        raise RunError(f"{where}: the generator's phase scores assume exact shifts up to {gen.phase_scores} beats, "
+                       f"the encoding's go to {config.encoding.fine_beats}")
     if gen.pitch_tokens and (tuple(gen.pitch_tokens), gen.pitch_min) != ((vocab.pitch_start, len(vocab.pitches)),
                                                                          config.encoding.pitch_min):
         raise RunError(f"{where}: the generator's pitch tokens {gen.pitch_tokens} from pitch {gen.pitch_min} are not "
@@ -96,8 +102,33 @@ def saved_steps(run_dir: Path, folder: str = "checkpoints") -> list[int]:
         return manager.steps()
 
 
-def restore_params(run_dir: str | Path, which: str | int = "best"):
-    """`(config, generator params)` of a run: `best`, `last` or a step number."""
+def restore_params(run_dir: str | Path, which: str | int = "best", calibrated: bool = True):
+    """`(config, generator params)` of a run: `best`, `last` or a step number; with the run's
+    calibrated biases where `calibrated` and RUN/calibration.json was computed for these weights."""
+    config, params = _restore(run_dir, which)
+    return config, with_calibration(run_dir, params) if calibrated else params
+
+
+def with_calibration(run_dir: str | Path, params):
+    """`params` with the biases of RUN/calibration.json when it was computed for exactly these
+    weights' biases (a checkpoint trained on from them is not calibrated)."""
+    path = Path(run_dir) / CALIBRATION
+    if not path.is_file():
+        return params
+    try:
+        saved = json.loads(path.read_text())
+        base, tilted = saved["base"], saved["calibrated"]
+        for layer, bias in base.items():
+            have = np.asarray(params[layer]["bias"])
+            if have.shape != np.shape(bias) or not np.allclose(have, bias, rtol=0, atol=1e-6):
+                return params
+        return {**params, **{layer: {**params[layer], "bias": jnp.asarray(b, jnp.float32)} for layer, b in tilted.items()}}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise RunError(f"{path}: unreadable calibration ({type(exc).__name__}: {exc}); run `ganmusic calibrate` "
+                       "again or delete it") from None
+
+
+def _restore(run_dir: str | Path, which: str | int):
     run_dir = Path(run_dir)
     config = load_run_config(run_dir)
     model = Generator(config.generator)

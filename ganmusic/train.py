@@ -197,7 +197,7 @@ def resolve_chords(config: RunConfig, corpus: data.Corpus) -> RunConfig:
         return config
     train = corpus.indices("train", positive=True)
     has = any((corpus.conditioning(i)[:, ls.ROOT] >= 0).any() for i in train)
-    return configs.replace(config, {"generator.chords": bool(has),
+    return configs.replace(config, {"generator.chords": bool(has), "generator.phase_scores": config.generator.phase_scores * has,
                                     "generator.steps_per_beat": config.encoding.steps_per_beat})
 
 
@@ -265,7 +265,7 @@ def train_run(config: RunConfig | None, run_dir: str | Path, resume: bool = Fals
 
     init_params = None
     if config.init_from and not resume:
-        other, init_params = restore_params(config.init_from, "best")
+        other, init_params = restore_params(config.init_from, "best", calibrated=False)
         if other.generator != config.generator or other.encoding != config.encoding:
             raise RunError(f"init_from {config.init_from}: its generator or encoding differs from this run's")
     mle_state = init_state(model, optimizer, config.seed, init_params)

@@ -61,7 +61,7 @@ def make_tiny_corpus(root: Path) -> Path:
 # The suite's tiny classifier and generator as command-line options: the tests that train through
 # the CLI share them, so their programs are compiled once per session (the cache above).
 TINY_CLASSIFIER = ["--window", "24", "--steps", "6", "--batch-size", "8", "--hidden", "8", "--layers", "2", "--seed", "1"]
-TINY_GAN = ["--layers", "16", "--embed-dim", "8", "--window", "24", "--batch-size", "4", "--lr", "5e-3"]
+TINY_GAN = ["--layers", "16", "--embed-dim", "8", "--window", "24", "--batch-size", "4", "--lr", "5e-3", "--calibrate", "0"]
 
 
 @pytest.fixture

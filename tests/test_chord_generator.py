@@ -70,7 +70,7 @@ def test_unconditioned_generator_ignores_rows_and_old_configs_read_as_unconditio
 
 
 @pytest.mark.parametrize("chords", [True, False])
-def test_the_pitch_head_scores_each_pitch_by_its_intervals_and_how_often_its_class_was_heard_lately(chords):
+def test_the_head_scores_pitches_by_interval_memory_and_register_and_timing_by_the_beat_phase_it_reaches(chords):
     cfg, params = tiny_generator(chords=chords)
     model = Generator(cfg)
     rng = np.random.default_rng(3)
@@ -79,6 +79,7 @@ def test_the_pitch_head_scores_each_pitch_by_its_intervals_and_how_often_its_cla
     tokens[0, :3] = VOCAB.shift_start  # no pitch yet: no melodic score
     cond = random_rows(rng, (2, 40))
     cond[0, 2, ls.ROOT] = -1  # a step without a chord
+    cond[1, 3, ls.BAR_STEPS] = 0  # and one without a bar
     scores = jnp.arange(params["pitch_head"]["bias"].shape[0]) * 0.25 + 1.0  # one per interval bucket
     zeroed = {**params, "pitch_head": {"kernel": jnp.zeros_like(params["pitch_head"]["kernel"]), "bias": scores * 0}}
     scored = {**params, "pitch_head": {"kernel": zeroed["pitch_head"]["kernel"], "bias": scores}}
@@ -93,10 +94,24 @@ def test_the_pitch_head_scores_each_pitch_by_its_intervals_and_how_often_its_cla
                 score += scores[27 + (p - cond[b, t, ls.ROOT]) % 12] + scores[27 + 12] * ((cond[b, t, ls.MASK] >> p % 12) & 1)
             heard = sum(q % 12 == p % 12 for q in before[-cfg.pitch_memory:])  # times among the recent pitches
             score += scores[27 + 13 * chords + min(heard, 4)]
+            if before:  # semitones outside the recent pitches' range, 8 or more each way
+                low, high = min(before[-cfg.pitch_memory:]), max(before[-cfg.pitch_memory:])
+                outside = p - high if p > high else p - low if p < low else 0
+                score += scores[27 + 13 * chords + 5 + np.clip(outside, -8, 8) + 8]
             expected[b, t, VOCAB.pitch_token(p)] = score
+        if chords:  # SHIFT and DUR by the phase in the beat they reach from the note's bar position
+            phase = cond[b, t, ls.BAR_STEP] + VOCAB.token_value
+            spb = ENC.steps_per_beat
+            for kind, first in ((enc.T_SHIFT, 27 + 13 + 5 + 17), (enc.T_DUR, 27 + 13 + 5 + 17 + spb)):
+                on = VOCAB.token_type == kind
+                expected[b, t, on] = scores[first + phase[on] % spb] * (cond[b, t, ls.BAR_STEPS] > 0)
     np.testing.assert_allclose(added, expected, atol=1e-5)  # every key and octave alike, other tokens untouched
-    # Runs saved before the memory scores have a head without them; runs saved before the head, none.
+    # Runs saved before the register scores have a head without them, before the memory scores
+    # without those too; runs saved before the head, none.
     old = cfg.to_dict()
+    del old["pitch_register"], old["phase_scores"]
+    head = Generator(GeneratorConfig.from_dict(old)).init(jax.random.key(0), jnp.zeros((1, 4), jnp.int32))["params"]["pitch_head"]
+    assert head["bias"].shape == (27 + 13 * chords + 5,)
     del old["pitch_memory"]
     old_cfg = GeneratorConfig.from_dict(old)
     head = Generator(old_cfg).init(jax.random.key(0), jnp.zeros((1, 4), jnp.int32))["params"]["pitch_head"]

@@ -31,7 +31,7 @@ RANKS = {
     "data": 6, "models": 6,
     "windows": 7, "sampling": 7,
     "mle": 8, "classify": 8, "runs": 8,
-    "gan": 9, "songs": 9,
+    "gan": 9, "songs": 9, "calibration": 9,
     "train": 10, "evaluate": 10,
     "demo": 11,
     "cli_common": 12, "cli_generator": 13, "cli": 14,
