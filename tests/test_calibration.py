@@ -1,0 +1,84 @@
+"""Issue 14, free-running calibration: it counts what the generator scores, moves the sampled
+rates towards the training solos', and is applied on restore only to the weights it was made for."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from conftest import run_cli
+from ganmusic import calibration, runs, train
+from ganmusic import encoding as enc
+from ganmusic import lead_sheets as ls
+from ganmusic.chords import ChordTimeline
+from ganmusic.configs import GeneratorConfig, RunConfig
+from ganmusic.models import Generator
+from test_chord_critic import ENC, VOCAB, chord_corpus
+
+
+def test_calibration_counts_each_note_in_the_buckets_the_model_scores_it_by():
+    cfg = GeneratorConfig.for_vocab(VOCAB, layers=(8,), embed_dim=4, chords=True)
+    params = Generator(cfg).init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
+    scores = jnp.arange(params["pitch_head"]["bias"].shape[0]) * 0.25 + 1.0  # one value per bucket
+    zeroed = {**params, "pitch_head": {"kernel": jnp.zeros_like(params["pitch_head"]["kernel"]), "bias": 0 * scores}}
+    scored = {**zeroed, "pitch_head": {**zeroed["pitch_head"], "bias": scores}}
+    rng = np.random.default_rng(0)
+    onsets = np.cumsum(rng.choice([1, 2, 3, 4, 6], 60))  # on the grid of 4 steps a beat: phases 0..3
+    notes = [enc.Note(int(o), int(p), int(d)) for o, p, d in zip(onsets, 60 + np.cumsum(rng.integers(-5, 6, 60)),
+                                                                rng.integers(1, 5, 60))]
+    tokens = enc.notes_to_tokens(notes, VOCAB)
+    timeline = ChordTimeline.from_changes([(0.0, "Dm7"), (4.0, "G7"), (8.0, "Cmaj7"), (40.0, "F7")])
+    cond = ls.conditioning(tokens, VOCAB, timeline)
+    added = np.asarray(Generator(cfg).apply({"params": scored}, jnp.asarray(tokens[None]), jnp.asarray(cond[None]))
+                       - Generator(cfg).apply({"params": zeroed}, jnp.asarray(tokens[None]), jnp.asarray(cond[None])))[0]
+    events = calibration.note_events(tokens, cond, VOCAB, cfg)
+    layout = {name: start for name, (_, start, _) in calibration.families(cfg).items()}
+    pitches = np.flatnonzero(VOCAB.token_type[tokens] == enc.T_PITCH)
+    assert len(events["onset_phase"]) == len(events["memory"]) == len(pitches) == 60
+    for j, at in enumerate(pitches):  # each pitch is predicted at the step before it
+        expected = scores[layout["memory"] + events["memory"][j]]
+        expected += scores[layout["root"] + events["root"][j]] + scores[layout["chord_tone"]] * events["chord_tone"][j]
+        if j:
+            expected += scores[layout["melodic"] + events["melodic"][j - 1]]
+            expected += scores[layout["register"] + events["register"][j - 1]]
+        np.testing.assert_allclose(added[at - 1, tokens[at]], expected, atol=1e-5)
+        # The shift before it (predicted from the last note's row) lands on the phase counted.
+        if j:
+            np.testing.assert_allclose(added[at - 2, tokens[at - 1]], scores[layout["onset_phase"] + events["onset_phase"][j]],
+                                       atol=1e-5)
+        np.testing.assert_allclose(added[at, tokens[at + 1]], scores[layout["end_phase"] + events["end_phase"][j]], atol=1e-5)
+
+
+def test_calibrate_narrows_the_gaps_writes_json_and_is_applied_only_to_its_weights(tmp_path):
+    corpus = chord_corpus(tmp_path / "corpus")
+    config = RunConfig(data=str(tmp_path / "corpus"), encoding=ENC, window=24, batch_size=4, mle_steps=4, eval_every=4,
+                       generator=GeneratorConfig.for_vocab(VOCAB, layers=(16,), embed_dim=8, chords=True), seed=0)
+    run = tmp_path / "run"
+    train.train_run(config, run, corpus=corpus, progress=False)
+    result = calibration.calibrate(run, "best", rounds=4, songs=32, beats=16, seed=0, corpus=corpus, progress=False)
+    before, after = (np.mean(list(result[k].values())) for k in ("gap_before", "gap_after"))
+    assert after < 0.6 * before, (result["gap_before"], result["gap_after"])
+    assert result["val_nll_after"] is not None and np.isfinite(result["val_nll_after"])
+    saved = json.loads((run / runs.CALIBRATION).read_text())  # JSON only, never pickle
+    assert not list(run.glob("*.partial"))
+    _, raw = runs.restore_params(run, "best", calibrated=False)
+    _, tilted = runs.restore_params(run, "best")
+    np.testing.assert_allclose(raw["pitch_head"]["bias"], saved["base"]["pitch_head"], atol=1e-6)
+    np.testing.assert_allclose(tilted["pitch_head"]["bias"], saved["calibrated"]["pitch_head"], atol=1e-6)
+    assert not np.allclose(tilted["pitch_head"]["bias"], raw["pitch_head"]["bias"])
+    np.testing.assert_array_equal(tilted["head"]["kernel"], raw["head"]["kernel"])  # only the score biases move
+    # Other weights (a checkpoint trained on from them) are not calibrated by it.
+    moved = {**raw, "pitch_head": {**raw["pitch_head"], "bias": raw["pitch_head"]["bias"] + 0.1}}
+    assert runs.with_calibration(run, moved) is moved
+    # A damaged file is one line saying what to do.
+    (run / runs.CALIBRATION).write_text("{not json")
+    result = run_cli("sample", run, "--num", "1", "--length", "12", "--out", tmp_path / "s")
+    assert result.returncode != 0 and "calibration.json: unreadable calibration" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+def test_calibrate_command_on_a_missing_run_is_one_line(tmp_path):
+    result = run_cli("calibrate", tmp_path / "nope")
+    assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "nope" in result.stderr
