@@ -149,7 +149,7 @@ def test_defaults_have_one_source():
     assert configs.default(RunConfig, "window") == 256
     from typer.main import get_command
 
-    from ganmusic import cli, cli_generator
+    from ganmusic import calibration, cli, cli_common, cli_generator
 
     command = get_command(cli.app)
     defaults = {p.name: p.default for p in command.commands["train-gan"].params}
@@ -159,6 +159,7 @@ def test_defaults_have_one_source():
         assert defaults[param] == configs.default(RunConfig, field) if "." not in field or field.startswith("adv.") \
             else True, param
     assert defaults["embed_dim"] == configs.default(GeneratorConfig, "embed_dim")
+    assert defaults["calibrate"] == cli_common.param_default(calibration.calibrate, "rounds")
     assert defaults["layers"] == ",".join(map(str, configs.default(GeneratorConfig, "layers")))
     clf = {p.name: p.default for p in command.commands["train-classifier"].params}
     assert clf["hidden"] == ClassifierConfig(vocab_size=10).hidden and clf["window"] == TrainConfig().window
