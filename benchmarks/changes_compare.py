@@ -6,6 +6,9 @@ per seed, three generators of the same size trained for the same number of steps
   (c) chord-conditioned adversarial: (b)'s first MLE_STEPS, then MORE_STEPS of the adversarial
       phase against a chord-aware critic (started from a chord-aware classifier).
 
+The chord runs are also calibrated (`ganmusic calibrate`, on their last checkpoint) and sampled
+again: rows "+cal", with the teacher-forced val NLL of the calibrated weights.
+
 Each is sampled over the held-out TEST split's changes (sample k plays over BEATS beats of test
 solo k mod n, from a bar further in for each pass over the solos), written as MIDI with the
 chord symbols, and judged by `ganmusic evaluate` against the real test solos (the same changes):
