@@ -91,8 +91,11 @@ def test_two_processes_train_like_one_process_on_8_devices(tmp_path):
     assert [r["phase"] for r in rows_two] == ["mle"] * 2 + ["adv"] * 2
     for a, b in zip(rows_one, rows_two):
         # Step 4 reads weights one adversarial update apart, which differ between the layouts (below),
-        # so its losses agree less closely (measured: 5e-4 with the pitch-memory scores); up to step 3, 2e-5.
-        rtol = 2e-3 if a["step"] == 4 else 2e-5
+        # so its losses agree less closely (measured: 5e-4 with the pitch-memory scores). Step 3, the
+        # first adversarial step, samples from the MLE weights (equal to 2e-5): its losses agreed to
+        # 2e-5 until the register scores, 1.5e-4 since (g_adv_loss; sampling compounds the MLE
+        # weights' difference over the sequence). The MLE steps: 2e-5.
+        rtol = 2e-3 if a["step"] == 4 else 5e-4 if a["phase"] == "adv" else 2e-5
         for key in ("mle_loss", "grad_norm", "g_loss", "g_adv_loss", "d_loss", "d_generated", "val_nll"):
             if key in a:
                 np.testing.assert_allclose(b[key], a[key], rtol=rtol, atol=1e-6, err_msg=f"step {a['step']} {key}")
