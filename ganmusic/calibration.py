@@ -1,11 +1,12 @@
-"""Free-running calibration: the generator's output biases tilted until its own samples show the
+"""Free-running calibration: the generator's score biases tilted until its own samples show the
 training solos' rates of every feature it scores.
 
 Maximum likelihood matches the model's rate of each scored feature (an interval from the last
-pitch, a chord tone, a step out of the recent register, a beat phase, a shift or a duration) to
-the data's one step at a time, with the real melody so far as context. Played freely the context
+pitch or the chord's root, a chord tone, a pitch class heard lately, a step out of the recent
+register, a beat phase) to the data's one step at a time, with the real melody so far as context.
+Played freely the context
 is the model's own, and the rates drift: over the test changes the chord-conditioned 2x256
-generator played 46.8% chord tones where the solos play 51%, and 17% rising semitones where they
+generator played 46.9% chord tones where the solos play 51%, and 16% rising semitones where they
 play 10%. Calibration samples the generator over training-split changes, counts each family's
 rates among the sampled notes and among the training solos' notes, adds `eta * log(data rate /
 sampled rate)` to each bucket's bias, and repeats. It is the autoregressive stand-in for the
@@ -14,7 +15,8 @@ approach to controlled text generation", 2021): the families are the model's own
 so only biases change and the network is as trained.
 
 The result is `RUN/calibration.json` (JSON only): the biases it was computed for, the calibrated
-ones, and per family the gap to the data before and after. `runs.restore_params` applies it when
+ones, per family the gap to the data before and after, and the teacher-forced validation NLL
+before and after. `runs.restore_params` applies it when
 the restored weights have the biases it was computed for.
 """
 
@@ -27,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from ganmusic import data, lead_sheets as ls
-from ganmusic.encoding import T_DUR, T_PITCH, T_SHIFT, Vocab
+from ganmusic.encoding import T_DUR, T_PITCH, Vocab
 from ganmusic.errors import GanmusicError
 from ganmusic.ui import maybe_progress
 
