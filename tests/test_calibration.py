@@ -71,6 +71,12 @@ def test_calibrate_narrows_the_gaps_writes_json_and_is_applied_only_to_its_weigh
     # Other weights (a checkpoint trained on from them) are not calibrated by it.
     moved = {**raw, "pitch_head": {**raw["pitch_head"], "bias": raw["pitch_head"]["bias"] + 0.1}}
     assert runs.with_calibration(run, moved) is moved
+    # The command prints the gaps per family and writes the file again.
+    result = run_cli("calibrate", run, "--rounds", "1", "--songs", "8", "--beats", "8", "--seed", "1")
+    assert result.returncode == 0, result.stderr
+    assert "chord tone" in result.stdout and "onset phase" in result.stdout  # the table
+    assert "calibration.json" in result.stdout + result.stderr
+    assert json.loads((run / runs.CALIBRATION).read_text())["seed"] == 1
     # A damaged file is one line saying what to do.
     (run / runs.CALIBRATION).write_text("{not json")
     result = run_cli("sample", run, "--num", "1", "--length", "12", "--out", tmp_path / "s")
