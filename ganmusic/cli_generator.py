@@ -291,7 +291,7 @@ def sample(
         raise UserError(f"{exc}: --checkpoint last") from None
     source = "the pretrained default" if pretrained.is_pretrained(run) else run
     over = summary.get("changes")
-    table = Table(title=f"{num} samples from {source} ({checkpoint})" + (
+    table = Table(title=f"{num} samples from {source} ({checkpoint}{', calibrated' if summary['calibrated'] else ''})" + (
         f" over {over['form']}: {over['bars']} bars, {over['choruses']} chorus{'es' if over['choruses'] > 1 else ''}"
         if over else ""))
     for col in ("file", "notes", "seconds", "pitch range", "longest run of one pitch"):

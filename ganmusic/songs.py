@@ -146,7 +146,7 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
 
     from ganmusic import changes as changes_lib
     from ganmusic import lead_sheets, sampling
-    from ganmusic.runs import load_run_config, restore_params
+    from ganmusic.runs import load_run_config, restore_params, with_calibration
 
     from ganmusic.configs import check_seed
 
@@ -178,7 +178,8 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
     out_dir = Path(out_dir) if out_dir is not None else None
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise GanmusicError(f"{out_dir}: exists and is not a folder; choose another output folder")
-    config, params = restore_params(run_dir, checkpoint)
+    config, raw = restore_params(run_dir, checkpoint, calibrated=False)
+    params = with_calibration(run_dir, raw)
     vocab = Vocab(config.encoding)
     spb = config.encoding.steps_per_beat
     primer_tokens = None
@@ -198,7 +199,7 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
             out_dir = fresh_folder(Path(samples_dir or run_dir / "samples") / f"{checkpoint}-s{seed}")
         primer_notes = len(enc.tokens_to_notes(primer_tokens, vocab)) if primer_tokens is not None else 0
         rows: list[dict] = []
-        summary = {"run": str(run_dir), "checkpoint": str(checkpoint), "seed": seed,
+        summary = {"run": str(run_dir), "checkpoint": str(checkpoint), "calibrated": params is not raw, "seed": seed,
                    "sampling": asdict(sampling_config), "num": num,
                    **({"changes": {**form.summary(), "comping": comping}} if form is not None else {}),
                    "complete": False, "samples": rows}

@@ -77,11 +77,19 @@ def test_calibrate_narrows_the_gaps_writes_json_and_is_applied_only_to_its_weigh
     assert "chord tone" in result.stdout and "onset phase" in result.stdout  # the table
     assert "calibration.json" in result.stdout + result.stderr
     assert json.loads((run / runs.CALIBRATION).read_text())["seed"] == 1
+    # Songs say whether they came from the calibrated weights (summary.json, the table's title).
+    result = run_cli("sample", run, "--num", "1", "--length", "12", "--no-png", "--out", tmp_path / "cal")
+    assert result.returncode == 0 and "calibrated)" in result.stdout, result.stderr
+    assert json.loads((tmp_path / "cal" / "summary.json").read_text())["calibrated"] is True
     # A damaged file is one line saying what to do.
     (run / runs.CALIBRATION).write_text("{not json")
     result = run_cli("sample", run, "--num", "1", "--length", "12", "--out", tmp_path / "s")
     assert result.returncode != 0 and "calibration.json: unreadable calibration" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    (run / runs.CALIBRATION).unlink()  # without it, the weights as trained
+    result = run_cli("sample", run, "--num", "1", "--length", "12", "--no-png", "--out", tmp_path / "raw")
+    assert result.returncode == 0 and "calibrated" not in result.stdout, result.stderr
+    assert json.loads((tmp_path / "raw" / "summary.json").read_text())["calibrated"] is False
 
 
 def test_calibrate_command_on_a_missing_run_is_one_line(tmp_path):
