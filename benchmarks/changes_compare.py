@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
 from pathlib import Path
@@ -168,10 +169,6 @@ def main():
                 for name, adv in {"c_chords_adv": overrides, **variants}.items():
                     runs_of_seed[name] = RunConfig(generator=gen, mle_steps=0, **then, adv=AdvConfig(
                         steps=args.more_steps, classifier=str(critic), sample_every=0, **adv))
-        def calibration_of(run_dir: Path) -> dict:
-            import json
-            return json.loads((run_dir / runs.CALIBRATION).read_text())
-
         for name, config in runs_of_seed.items():
             run_dir = out / f"s{seed}-{name}"
             if not train.has_complete_checkpoint(run_dir):
@@ -186,7 +183,8 @@ def main():
                     sample_over(run_dir, changes, folder.with_name(folder.name + ".partial"), seed, calibrated=calibrated)
                     folder.with_name(folder.name + ".partial").rename(folder)
                 folders.append(folder)
-                results[label] = {"val_nll": calibration_of(run_dir)["val_nll_after"] if calibrated else val_nll}
+                results[label] = {"val_nll": json.loads((run_dir / runs.CALIBRATION).read_text())["val_nll_after"]
+                                  if calibrated else val_nll}
     evaluation = evaluate.evaluate(folders, out / "eval", against=args.data, num=args.samples, length=192, seed=7)
     real = evaluation["sources"]["reference"]
     real_ls = real["lead_sheet"]

@@ -4,10 +4,9 @@ training solos' rates of every feature it scores.
 Maximum likelihood matches the model's rate of each scored feature (an interval from the last
 pitch or the chord's root, a chord tone, a pitch class heard lately, a step out of the recent
 register, a beat phase) to the data's one step at a time, with the real melody so far as context.
-Played freely the context
-is the model's own, and the rates drift: over the test changes the chord-conditioned 2x256
-generator played 46.9% chord tones where the solos play 51%, and 16% rising semitones where they
-play 10%. Calibration samples the generator over training-split changes, counts each family's
+Played freely the context is the model's own, and the rates drift: over the test changes the
+chord-conditioned 2x256 generator played 46.9% chord tones where the solos play 51%, and 16%
+rising semitones where they play 10%. Calibration samples the generator over training-split changes, counts each family's
 rates among the sampled notes and among the training solos' notes, adds `eta * log(data rate /
 sampled rate)` to each bucket's bias, and repeats. It is the autoregressive stand-in for the
 model closest in KL to the generator that has the data's rates (Khalifa et al., "A distributional
@@ -16,8 +15,8 @@ so only biases change and the network is as trained.
 
 The result is `RUN/calibration.json` (JSON only): the biases it was computed for, the calibrated
 ones, per family the gap to the data before and after, and the teacher-forced validation NLL
-before and after. `runs.restore_params` applies it when
-the restored weights have the biases it was computed for.
+before and after. `runs.restore_params` applies it when the restored weights have the biases
+it was computed for.
 """
 
 from __future__ import annotations
@@ -39,13 +38,16 @@ from ganmusic.ui import maybe_progress
 SMOOTHING = 0.5  # added to every bucket's count: a bucket no sample reached keeps a finite log ratio
 
 
-def families(config) -> dict[str, tuple[str, int, int]]:
-    """Family -> (layer, first bias index, buckets): the pitch head's score families. (Tilting the
+HEAD = "pitch_head"  # the layer whose biases calibration tilts
+
+
+def families(config) -> dict[str, tuple[int, int]]:
+    """Family -> (first bias index, buckets) in the pitch head: its score families. (Tilting the
     plain head's SHIFT and DUR biases as well made the rounds diverge: a shift's value and the beat
     phase it reaches are two families on one choice, and each round then corrects twice.)"""
     from ganmusic import pitch_scores as ps
 
-    return {name: ("pitch_head", start, n) for name, (start, n) in ps.score_layout(config).items()}
+    return ps.score_layout(config)
 
 
 def note_events(tokens, cond, vocab: Vocab, config) -> dict[str, np.ndarray]:
@@ -87,7 +89,7 @@ def note_events(tokens, cond, vocab: Vocab, config) -> dict[str, np.ndarray]:
 
 def rates(sequences, conds, vocab: Vocab, config, fams: dict) -> dict[str, np.ndarray]:
     """Per family, the smoothed share of each bucket among all the sequences' events."""
-    counts = {name: np.zeros(max(n, 2)) for name, (_, _, n) in fams.items()}  # chord_tone: (no, yes)
+    counts = {name: np.zeros(max(n, 2)) for name, (_, n) in fams.items()}  # chord_tone: (no, yes)
     for tokens, cond in zip(sequences, conds):
         for name, buckets in note_events(tokens, cond, vocab, config).items():
             if name in counts:
@@ -121,11 +123,10 @@ def calibrate(run_dir: str | Path, checkpoint: str = "best", rounds: int = 6, so
     its content. Each round samples `songs` songs of `beats` beats (over training-split changes
     for a chord-conditioned generator)."""
     import jax
-    import jax.numpy as jnp
 
     from ganmusic import mle, sampling, windows
     from ganmusic.models import Generator
-    from ganmusic.runs import CALIBRATION, RunError, restore_params
+    from ganmusic.runs import CALIBRATION, RunError, restore_params, with_biases
 
     if rounds < 1 or songs < 1 or beats < 1 or not 0 < eta <= 1:
         raise GanmusicError(f"calibration needs rounds, songs and beats >= 1 and eta in (0, 1], got {rounds}, "
@@ -133,23 +134,23 @@ def calibrate(run_dir: str | Path, checkpoint: str = "best", rounds: int = 6, so
     run_dir = Path(run_dir)
     config, params = restore_params(run_dir, checkpoint, calibrated=False)
     gen, vocab = config.generator, Vocab(config.encoding)
-    corpus = corpus or data.load_corpus(config.data, config.encoding, positive=config.positive, progress=progress,
-                                        allow_outside=config.allow_outside)
-    fams = families(gen)
     if not gen.pitch_tokens:
         raise RunError(f"{run_dir}: its generator has no score head to calibrate (trained before ganmusic scored "
                        "pitches by interval); train it again")
+    corpus = corpus or data.load_corpus(config.data, config.encoding, positive=config.positive, progress=progress,
+                                        allow_outside=config.allow_outside)
+    fams = families(gen)
     train = corpus.indices("train", positive=True)
     target = rates([corpus.sequence(i) for i in train], [corpus.conditioning(i) for i in train], vocab, gen, fams)
     steps = beats * config.encoding.steps_per_beat
     length = 3 * 4 * beats + 3  # at most 4 notes a beat; with changes a song ends where they do
-    base = {layer: np.asarray(params[layer]["bias"], np.float64) for layer, _, _ in fams.values()}
-    bias = {layer: b.copy() for layer, b in base.items()}
+    base = np.asarray(params[HEAD]["bias"], np.float64)
+    bias = base.copy()
 
     def sampled_rates(r: int) -> dict:
-        tilted = {**params, **{layer: {**params[layer], "bias": jnp.asarray(b, jnp.float32)} for layer, b in bias.items()}}
         changes = training_changes(corpus, songs, steps, seed * 1000 + r) if gen.chords else None
-        tokens = sampling.sample(tilted, gen, config.encoding, jax.random.PRNGKey(seed * 1000 + r), songs, length,
+        tokens = sampling.sample(with_biases(params, {HEAD: bias}), gen, config.encoding,
+                                 jax.random.PRNGKey(seed * 1000 + r), songs, length,
                                  step_cond=np.stack(changes) if changes else None)
         conds = [rows[np.clip(ls.note_positions(t, vocab), 0, steps - 1)] for t, rows in zip(tokens, changes)] \
             if changes else [None] * songs
@@ -166,23 +167,22 @@ def calibrate(run_dir: str | Path, checkpoint: str = "best", rounds: int = 6, so
             advance(status=f"round {r}: mean gap {np.mean(list(history[-1].values())):.3f}")
             if r == rounds:
                 break
-            for name, (layer, start, n) in fams.items():
+            for name, (start, n) in fams.items():
                 step = np.log(target[name]) - np.log(now[name])
                 if name == "chord_tone":  # one score: the log-odds of a chord tone
-                    bias[layer][start] += eta * (step[1] - step[0])
+                    bias[start] += eta * (step[1] - step[0])
                 else:  # a softmax over the buckets: only differences matter
-                    bias[layer][start : start + n] += eta * (step - step.mean())
+                    bias[start : start + n] += eta * (step - step.mean())
     val = windows.eval_windows(corpus, corpus.indices("val", positive=True), config.window)
     eval_nll = mle.make_eval_nll(Generator(gen))
 
-    def val_nll(b: dict):  # teacher-forced: what the tilt costs the model on real solos
-        tilted = {**params, **{layer: {**params[layer], "bias": jnp.asarray(v, jnp.float32)} for layer, v in b.items()}}
+    def val_nll(b):  # teacher-forced: what the tilt costs the model on real solos
+        tilted = with_biases(params, {HEAD: b})
         return mle.validation_nll(eval_nll, tilted, val, config.batch_size, bool(gen.chords)) if len(val.tokens) else None
 
     result = {"checkpoint": checkpoint, "rounds": rounds, "songs": songs, "beats": beats, "eta": eta, "seed": seed,
               "gap_before": history[0], "gap_after": history[-1], "val_nll_before": val_nll(base), "val_nll_after": val_nll(bias),
-              "base": {layer: b.tolist() for layer, b in base.items()},
-              "calibrated": {layer: b.tolist() for layer, b in bias.items()}}
+              "base": {HEAD: base.tolist()}, "calibrated": {HEAD: bias.tolist()}}
     path = run_dir / CALIBRATION
     partial = path.with_name(path.name + ".partial")
     partial.write_text(json.dumps(result))

@@ -386,15 +386,19 @@ class Generator(nn.Module):
     def _logits(self, hidden, cond, recent):
         cfg, logits = self.config, self.head(hidden).astype(jnp.float32)
         if cfg.pitch_tokens:
-            scores = self.pitch_head(hidden).astype(jnp.float32)
-            part = {name: scores[..., start : start + n] for name, (start, n) in ps.score_layout(cfg).items()}
-            logits = logits + ps.melodic_logits(cfg, part["melodic"], recent[..., -1])
+            scores, layout = self.pitch_head(hidden).astype(jnp.float32), ps.score_layout(cfg)
+
+            def span(first, last=None):  # the scores of families first..last, adjacent in the head
+                start, (end, n) = layout[first][0], layout[last or first]
+                return scores[..., start : end + n]
+
+            logits = logits + ps.melodic_logits(cfg, span("melodic"), recent[..., -1])
             if cfg.chords:
-                logits = logits + ps.chord_logits(cfg, jnp.concatenate([part["root"], part["chord_tone"]], -1), cond)
+                logits = logits + ps.chord_logits(cfg, span("root", "chord_tone"), cond)
             if cfg.pitch_memory:
-                logits = logits + ps.memory_logits(cfg, part["memory"], recent)
+                logits = logits + ps.memory_logits(cfg, span("memory"), recent)
             if cfg.pitch_register:
-                logits = logits + ps.register_logits(cfg, part["register"], recent)
+                logits = logits + ps.register_logits(cfg, span("register"), recent)
             if cfg.phase_scores:
-                logits = logits + ps.phase_logits(cfg, jnp.concatenate([part["onset_phase"], part["end_phase"]], -1), cond)
+                logits = logits + ps.phase_logits(cfg, span("onset_phase", "end_phase"), cond)
         return logits

@@ -147,8 +147,9 @@ def register_logits(config, scores, recent):
 
 
 def phase_logits(config, scores, cond):
-    """`scores` `[..., phase_size]` -> logits `[..., V]`: each SHIFT token gets the score of the
-    phase in the beat where it puts the next note's onset, each DUR token that of the phase where
+    """`scores` `[..., 2 * steps_per_beat]` (onset phases, then end phases) -> logits `[..., V]`:
+    each SHIFT token gets the score of the phase in the beat where it puts the next note's onset,
+    each DUR token that of the phase where
     it ends this note, from the bar position in `cond` (the current note's row; zero without a
     bar or chords). Lead sheets sit on a grid of sixteenths and triplets; the plain head put 4x
     their share of onsets a twelfth of a beat away from it."""

@@ -122,10 +122,15 @@ def with_calibration(run_dir: str | Path, params):
             have = np.asarray(params[layer]["bias"])
             if have.shape != np.shape(bias) or not np.allclose(have, bias, rtol=0, atol=1e-6):
                 return params
-        return {**params, **{layer: {**params[layer], "bias": jnp.asarray(b, jnp.float32)} for layer, b in tilted.items()}}
+        return with_biases(params, tilted)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise RunError(f"{path}: unreadable calibration ({type(exc).__name__}: {exc}); run `ganmusic calibrate` "
                        "again or delete it") from None
+
+
+def with_biases(params, biases: dict):
+    """`params` with the named layers' biases replaced (`{"pitch_head": values}`), the rest shared."""
+    return {**params, **{layer: {**params[layer], "bias": jnp.asarray(b, jnp.float32)} for layer, b in biases.items()}}
 
 
 def _restore(run_dir: str | Path, which: str | int):

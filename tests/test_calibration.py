@@ -33,7 +33,7 @@ def test_calibration_counts_each_note_in_the_buckets_the_model_scores_it_by():
     added = np.asarray(Generator(cfg).apply({"params": scored}, jnp.asarray(tokens[None]), jnp.asarray(cond[None]))
                        - Generator(cfg).apply({"params": zeroed}, jnp.asarray(tokens[None]), jnp.asarray(cond[None])))[0]
     events = calibration.note_events(tokens, cond, VOCAB, cfg)
-    layout = {name: start for name, (_, start, _) in calibration.families(cfg).items()}
+    layout = {name: start for name, (start, _) in calibration.families(cfg).items()}
     pitches = np.flatnonzero(VOCAB.token_type[tokens] == enc.T_PITCH)
     assert len(events["onset_phase"]) == len(events["memory"]) == len(pitches) == 60
     for j, at in enumerate(pitches):  # each pitch is predicted at the step before it
