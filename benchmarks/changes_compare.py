@@ -47,56 +47,27 @@ PAPER_BEST = {"H1": 0.23, "H4": 0.04, "GS": 0.10}  # the Jazz Transformer's best
 CALIBRATED_SUFFIX = "+cal"  # the chord runs are also sampled after `ganmusic calibrate` (rows "b_chords_mle+cal"...)
 
 
-def split_changes(corpus, beats: int, num: int, split: str = "test"):
-    """Per sample: (step rows [S, K], the chord timeline from step 0) over the `split` solos' changes."""
-    from ganmusic import encoding as enc
-    from ganmusic import lead_sheets as ls
-    from ganmusic.chords import bar_starts
-
-    config, spb = corpus.config, corpus.config.steps_per_beat
-    solos = []
-    for i in corpus.indices(split, positive=True):
-        path = corpus.root / corpus.paths[i]
-        midi, stats = enc.load_midi(path), enc.EncodeStats()
-        lead = ls.encode_lead_sheet(midi, config, stats, path=path)
-        if not len(lead.timeline) or (lead.cond[:, ls.ROOT] >= 0).mean() < 0.5:
-            continue  # a solo without changes says nothing here
-        end = ls.note_positions(lead.tokens, corpus.vocab)[-1] / spb
-        bars = bar_starts(midi, stats.origin_beats + end + 4 * beats) - stats.origin_beats
-        solos.append((lead.timeline, bars[bars >= -1e-9], end))
-    out = []
-    for k in range(num):
-        timeline, bars, end = solos[k % len(solos)]
-        usable = bars[bars + beats <= max(end, beats)]
-        start = float(usable[(k // len(solos) * 8) % len(usable)]) if len(usable) else 0.0
-        moved = timeline.shift(-start)
-        keep = moved.beats < beats
-        cut = type(moved)(moved.beats[keep], tuple(c for c, f in zip(moved.chords, keep) if f),
-                          tuple(t for t, f in zip(moved.texts, keep) if f))
-        out.append((ls.step_conditioning(cut, bars - start, beats * spb, spb), cut))
-    return out
-
-
-def sample_over(run_dir: Path, changes, out_dir: Path, seed: int, batch: int = 64, sampling_config=None,
+def sample_over(run_dir: Path, forms, out_dir: Path, seed: int, batch: int = 64, sampling_config=None,
                 calibrated: bool = False) -> None:
-    """Samples of a run's last checkpoint (`calibrated`: with its calibration) over `changes`, as
-    MIDI with the chord symbols."""
+    """Samples of a run's last checkpoint (`calibrated`: with its calibration) over `forms`
+    (`changes.corpus_forms`), as MIDI with the chord symbols."""
     import jax
 
+    from ganmusic import lead_sheets as ls
     from ganmusic import runs, sampling
     from ganmusic.encoding import decode_to_midi
 
     config, params = runs.restore_params(run_dir, "last", calibrated=calibrated)
     out_dir.mkdir(parents=True, exist_ok=True)
     spb = config.encoding.steps_per_beat
-    cap = 3 * len(changes[0][0]) // spb * 4 + 3  # at most 4 notes a beat
-    for lo in range(0, len(changes), batch):
-        part = changes[lo : lo + batch]
-        rows = np.stack([r for r, _ in part])
+    cap = 3 * 4 * int(forms[0].beats) + 3  # at most 4 notes a beat
+    for lo in range(0, len(forms), batch):
+        part = forms[lo : lo + batch]
+        rows = np.stack([ls.step_conditioning(f.timeline, f.bars[:-1], f.steps(spb), spb) for f in part])
         tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed + lo), len(part),
                                  cap, sampling_config or sampling.SamplingConfig(), step_cond=rows)
-        for k, (seq, (_, timeline)) in enumerate(zip(tokens, part)):
-            decode_to_midi(seq, config.encoding, chords=timeline).write(str(out_dir / f"sample{lo + k:04d}.mid"))
+        for k, (seq, form) in enumerate(zip(tokens, part)):
+            decode_to_midi(seq, config.encoding, chords=form.timeline).write(str(out_dir / f"sample{lo + k:04d}.mid"))
 
 
 def main():
@@ -124,7 +95,7 @@ def main():
             if parser.get_default(key) == getattr(args, key):
                 setattr(args, key, value)
 
-    from ganmusic import calibration, classify, data, evaluate, runs, train
+    from ganmusic import calibration, changes, classify, data, evaluate, runs, train
     from ganmusic.configs import (AdvConfig, ClassifierConfig, EncodingConfig, GeneratorConfig, RunConfig,
                                   TrainConfig)
 
@@ -150,7 +121,7 @@ def main():
     if not (critic / "config.json").exists():
         classify.train_classifier(corpus, critic, ClassifierConfig.for_vocab(corpus.vocab, chords=True),
                                   TrainConfig(steps=args.classifier_steps, seed=0), progress=True)
-    changes = split_changes(corpus, args.beats, args.samples)
+    forms = changes.corpus_forms(corpus, "test", args.beats, args.samples)
     layers = tuple(int(x) for x in args.layers.split(","))
     results, folders = {}, []
     for seed in args.seeds:
@@ -180,7 +151,7 @@ def main():
                 label = f"s{seed}-{name}{CALIBRATED_SUFFIX if calibrated else ''}"
                 folder = out / "samples" / label
                 if not folder.exists():
-                    sample_over(run_dir, changes, folder.with_name(folder.name + ".partial"), seed, calibrated=calibrated)
+                    sample_over(run_dir, forms, folder.with_name(folder.name + ".partial"), seed, calibrated=calibrated)
                     folder.with_name(folder.name + ".partial").rename(folder)
                 folders.append(folder)
                 results[label] = {"val_nll": json.loads((run_dir / runs.CALIBRATION).read_text())["val_nll_after"]

@@ -206,6 +206,40 @@ def load_form(spec: str | Path, beats_per_bar: float = 4.0) -> Form:
         raise ChangesError(f"{exc}; not a file or a shipped form either (shipped: {', '.join(forms)})") from None
 
 
+def corpus_forms(corpus, split: str, beats: int, num: int) -> list[Form]:
+    """`num` forms of `beats` beats cut from the changes of a corpus' `split` solos (its positive
+    label): the changes real solos were played over, for a generator to play over and be judged
+    against them. Form k is solo k mod n's changes from a bar line, 8 bars further in on each
+    pass over the solos; a solo with chords under fewer than half its notes is left out."""
+    from ganmusic import encoding as enc
+    from ganmusic import lead_sheets as ls
+
+    spb, solos = corpus.config.steps_per_beat, []
+    for i in corpus.indices(split, positive=True):
+        path = corpus.root / corpus.paths[i]
+        midi, stats = enc.load_midi(path), enc.EncodeStats()
+        lead = ls.encode_lead_sheet(midi, corpus.config, stats, path=path)
+        if not len(lead.timeline) or (lead.cond[:, ls.ROOT] >= 0).mean() < 0.5:
+            continue
+        end = ls.note_positions(lead.tokens, corpus.vocab)[-1] / spb  # the timeline and bars: from the first note
+        bars = bar_starts(midi, stats.origin_beats + end + 4 * beats) - stats.origin_beats
+        solos.append((lead.timeline, bars[bars >= -1e-9], end, corpus.paths[i]))
+    if not solos:
+        raise ChangesError(f"{corpus.root}: no {split}-split solo has chords under most of its notes")
+    out = []
+    for k in range(num):
+        timeline, bars, end, name = solos[k % len(solos)]
+        usable = bars[bars + beats <= max(end, beats)]
+        start = float(usable[(k // len(solos) * 8) % len(usable)]) if len(usable) else 0.0
+        moved = timeline.shift(-start)  # the chord sounding at the start now starts at 0
+        keep = moved.beats < beats
+        cut = ChordTimeline(moved.beats[keep], tuple(c for c, f in zip(moved.chords, keep) if f),
+                            tuple(t for t, f in zip(moved.texts, keep) if f))
+        inside = bars[(bars >= start) & (bars < start + beats)] - start
+        out.append(Form(f"{name} from beat {start:g}", cut, np.append(inside, float(beats))))
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # A song over a form: melody, comping, symbols
 # ---------------------------------------------------------------------------------------------

@@ -325,7 +325,8 @@ def evaluate(
     classifier: Optional[Path] = typer.Option(None, help="A classifier for jazziness; use one the runs never trained against."),
     num: int = typer.Option(param_default(ev.evaluate, "num"), help="Samples per run."),
     length: int = typer.Option(param_default(ev.evaluate, "length"),
-                               help="Tokens per sample and per chunk of every source (3 per note)."),
+                               help="Tokens per sample and per chunk of every source (3 per note); a "
+                                    "chord-conditioned run plays over LENGTH/4 beats of the reference's changes."),
     checkpoint: str = typer.Option("best", help="best, last or a step number, for every run."),
     temperature: float = typer.Option(default(SamplingConfig, "temperature")),
     top_k: int = typer.Option(default(SamplingConfig, "top_k")),

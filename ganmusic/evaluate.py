@@ -2,7 +2,8 @@
 
 Each source (a run's samples, or a folder of MIDI files) and the reference (by default the
 held-out jazz test split of the first run's corpus) is cut into chunks of the same number of
-tokens, so length-dependent features compare like with like. Per chunk: the features of
+tokens, so length-dependent features compare like with like. A chord-conditioned run plays over
+the reference's own changes. Per chunk: the features of
 `metrics.FEATURES`, the longest repeated token n-gram and the share of 8-note n-grams copied from
 the training split. Per source: feature means, Yang and Lerch's overlapping area and KL divergence
 against the reference, their mean ("closeness"), jazziness by an independent classifier and by
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganmusic import data, metrics, parsing, realism, windows
+from ganmusic import changes, data, metrics, parsing, realism, windows
 from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Vocab
 from ganmusic.eval_report import SCALAR_FEATURES, markdown, write_chunks_csv
@@ -43,6 +44,7 @@ class Source:
     chunks: list[np.ndarray] = field(default_factory=list)
     sequences: list[np.ndarray] = field(default_factory=list)  # whole pieces, before chunking
     pieces: list[Piece] = field(default_factory=list)  # the same pieces with bars and chords
+    conds: list[np.ndarray] | None = None  # per sequence its chord rows, where a corpus gives them
     run_dir: Path | None = None
     errors: list[dict] = field(default_factory=list)
 
@@ -104,7 +106,7 @@ def load_reference(against: Path, encoding: EncodingConfig, positive: str, progr
             raise EvaluateError(f"{against}: the {split} split has no '{positive}' files to compare against")
         reference = Source(REFERENCE, f"{against} ({split} split, {positive})", "reference",
                            sequences=[corpus.sequence(i) for i in chosen],
-                           pieces=corpus_split_pieces(corpus, chosen))
+                           pieces=corpus_split_pieces(corpus, chosen), conds=[corpus.conditioning(i) for i in chosen])
         training = [corpus.sequence(i) for i in corpus.indices("train", positive=True)]
         return reference, training, corpus
     if not against.is_dir() or not data.midi_files(against):
@@ -144,18 +146,33 @@ def read_midi_folder(folder: Path, name: str, encoding: EncodingConfig, progress
 
 
 def sample_run(run_dir: Path, config, params, num: int, length: int, seed: int, sampling_config,
-               out_dir: Path) -> Source:
-    """`num` samples of `length` tokens from a run, also written as MIDI under `out_dir`."""
+               out_dir: Path, forms=None) -> Source:
+    """`num` samples of `length` tokens from a run, also written as MIDI under `out_dir`. With
+    `forms` (`changes.Form`s of one length, one per sample) each sample plays over its form, as
+    long as it is, and its MIDI holds the chord symbols (melody only, no comping: evaluating the
+    folder again reads the same notes and chords)."""
     import jax
 
-    from ganmusic import sampling, songs
+    from ganmusic import lead_sheets, sampling, songs
 
+    vocab, spb = Vocab(config.encoding), config.encoding.steps_per_beat
+    step_cond = None
+    if forms is not None:
+        step_cond = np.stack([lead_sheets.step_conditioning(f.timeline, f.bars[:-1], f.steps(spb), spb) for f in forms])
+        length = songs.tokens_for_beats(forms[0].beats)
     tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num, length,
-                             sampling_config)
-    songs.write_songs(tokens, config.encoding, out_dir)
-    vocab = Vocab(config.encoding)
-    return Source(run_dir.name, str(run_dir), "run", sequences=list(tokens), run_dir=run_dir,
-                  pieces=[piece_from_tokens(t, vocab, f"sample{k}") for k, t in enumerate(tokens)])
+                             sampling_config, step_cond=step_cond)
+    if forms is None:
+        songs.write_songs(tokens, config.encoding, out_dir)
+        pieces = [piece_from_tokens(t, vocab, f"sample{k}") for k, t in enumerate(tokens)]
+    else:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        pieces = []
+        for k, (seq, form) in enumerate(zip(tokens, forms)):
+            enc.decode_to_midi(seq, config.encoding, chords=form.timeline).write(str(out_dir / f"sample-{k:03d}.mid"))
+            cond = lead_sheets.conditioning(seq, vocab, form.timeline, form.bars[:-1])
+            pieces.append(piece_from_conditioning(seq, cond, vocab, f"sample{k}"))
+    return Source(run_dir.name, str(run_dir), "run", sequences=list(tokens), run_dir=run_dir, pieces=pieces)
 
 
 # --- measuring -----------------------------------------------------------------------------------
@@ -260,13 +277,15 @@ def baseline_scores(model, chunks: list[np.ndarray], vocab: Vocab, window: int, 
 
 
 def reference_nll(config, params, reference: Source, vocab: Vocab) -> float:
-    """NLL per token of the whole reference pieces under the run's generator (teacher forcing)."""
+    """NLL per token of the whole reference pieces under the run's generator (teacher forcing;
+    a chord-conditioned generator reads the pieces' chords)."""
     from ganmusic import mle
     from ganmusic.models import Generator
 
-    tiled = windows.tile_windows(reference.sequences, vocab, config.window)
+    chords = bool(config.generator.chords)
+    tiled = windows.tile_windows(reference.sequences, vocab, config.window, reference.conds if chords else None)
     return mle.validation_nll(mle.make_eval_nll(Generator(config.generator)), params, tiled,
-                                min(config.batch_size, 32))
+                              min(config.batch_size, 32), chords)
 
 
 # --- the whole evaluation ----------------------------------------------------------------------
@@ -279,7 +298,10 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
     """Evaluate runs, folders of MIDI files and labelled corpora (their held-out test split of the
     positive label) against a reference; writes `report.json`, `report.md`, `chunks.csv` and PNGs
     into `out_dir`; returns the report. `reference_split` picks the reference's split when
-    `against` is a labelled corpus ("train" to measure the real test split against real music)."""
+    `against` is a labelled corpus ("train" to measure the real test split against real music).
+    A chord-conditioned run plays over the reference's changes (`changes.corpus_forms`: `num`
+    stretches of `length // 4` beats, about `length` tokens at a jazz solo's density), so its
+    chord-tone share and realism compare like with like; its reference NLL reads their chords."""
     from ganmusic import classify, plots, sampling
     from ganmusic.runs import MetricsLog, load_run_config, restore_params
 
@@ -298,11 +320,7 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
             raise EvaluateError(f"{p}: no such folder")
     runs = [p for p in inputs if is_run(p)]
     configs = {p: load_run_config(p) for p in runs}
-    for run in runs:  # its samples would play over no changes, its reference NLL read no chords
-        if configs[run].generator.chords:
-            raise EvaluateError(f"{run}: a chord-conditioned generator is judged over changes, which evaluate cannot "
-                                "give it yet; sample it over changes and evaluate that folder of MIDI files "
-                                "(benchmarks/changes_compare.py does both)")
+    chord_runs = [run for run in runs if configs[run].generator.chords]
     judge = classify.Classifier.load(classifier) if classifier is not None else None  # checked before sampling
     encoding = configs[runs[0]].encoding if runs else EncodingConfig()
     positive = configs[runs[0]].positive if runs else "jazz"
@@ -315,6 +333,13 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
     if reference_split not in data.SPLITS:
         raise EvaluateError(f"reference split must be one of {', '.join(data.SPLITS)}, not {reference_split!r}")
     reference, training, corpus = load_reference(Path(against), encoding, positive, progress, reference_split)
+    forms = None
+    if chord_runs:  # they play over the reference's changes: like with like
+        if corpus is None:
+            raise EvaluateError(f"{chord_runs[0]}: a chord-conditioned generator is judged over the changes of the "
+                                f"music it is compared with: compare it against a labelled corpus with chords, not "
+                                f"the MIDI folder {against}")
+        forms = changes.corpus_forms(corpus, reference_split, max(length // 4, 1), num)
     training_ngrams = None
     if training is not None:
         training_ngrams = set().union(*(metrics.note_ngrams(enc.tokens_to_notes(s, vocab)) for s in training))
@@ -330,7 +355,7 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
                 if config.encoding != encoding:
                     raise EvaluateError(f"{path}: its encoding differs from the other runs' and the reference's")
                 source = sample_run(path, config, params, num, length, seed, sampling_config,
-                                    out_dir / "samples" / name)
+                                    out_dir / "samples" / name, forms if path in chord_runs else None)
             elif is_labelled_corpus(path):
                 source = read_corpus_split(path, name, encoding, positive, progress=False)
             else:

@@ -88,8 +88,18 @@ def test_chord_aware_critic_drives_the_adversarial_phase_over_changes(tmp_path):
     last = summary["last"]
     assert summary["step"] == 4 and last["phase"] == "adv"
     assert all(np.isfinite(last[k]) for k in ("d_loss", "g_adv_loss", "mle_loss", "val_nll"))
-    # `evaluate` cannot judge it over changes yet: one clear refusal, not figures of chordless samples.
-    from ganmusic import evaluate
+    # `evaluate` judges it over the test split's changes: its samples play over them and say so.
+    from ganmusic import changes, chords, evaluate
 
-    with pytest.raises(evaluate.EvaluateError, match="chord-conditioned generator is judged over changes"):
-        evaluate.evaluate([tmp_path / "run"], tmp_path / "eval", against=corpus.root, num=2, length=24)
+    report = evaluate.evaluate([tmp_path / "run"], tmp_path / "eval", num=3, length=48, progress=False)
+    entry = report["sources"]["run"]
+    assert entry["lead_sheet"]["chord_coverage"] > 0.9 and np.isfinite(entry["reference_nll"])
+    forms = changes.corpus_forms(corpus, "test", 12, 3)
+    assert all(f.beats == 12 and f.bars[0] == 0 for f in forms)
+    for k, form in enumerate(forms):
+        midi = enc.load_midi(tmp_path / "eval" / "samples" / "run" / f"sample-{k:03d}.mid")
+        timeline, _ = chords.read_chords(midi)
+        assert timeline.texts == form.timeline.texts and np.allclose(timeline.beats, form.timeline.beats)
+    with pytest.raises(evaluate.EvaluateError, match="labelled corpus with chords"):
+        evaluate.evaluate([tmp_path / "run"], tmp_path / "eval2", against=tmp_path / "eval" / "samples" / "run",
+                          num=2, length=24, progress=False)
