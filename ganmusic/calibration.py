@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ganmusic import data, lead_sheets as ls
-from ganmusic.encoding import T_DUR, T_PITCH, Vocab
+from ganmusic.encoding import T_DUR, T_PITCH, T_SHIFT, Vocab
 from ganmusic.errors import GanmusicError
 from ganmusic.ui import maybe_progress
 
@@ -38,16 +38,31 @@ from ganmusic.ui import maybe_progress
 SMOOTHING = 0.5  # added to every bucket's count: a bucket no sample reached keeps a finite log ratio
 
 
-HEAD = "pitch_head"  # the layer whose biases calibration tilts
+SCORE_HEAD, TOKEN_HEAD = "pitch_head", "head"  # the score families' layer; the plain output layer
+# Families that score the same choice: a SHIFT by its value and by the beat phase it reaches, a DUR
+# by its value and by where it ends the note. Corrected in full by both, such a choice would be
+# corrected twice each round (the rounds diverged so); each takes half a step.
+SHARED_CHOICES = ({"shift", "onset_phase"}, {"duration", "end_phase"})
 
 
-def families(config) -> dict[str, tuple[int, int]]:
-    """Family -> (first bias index, buckets) in the pitch head: its score families. (Tilting the
-    plain head's SHIFT and DUR biases as well made the rounds diverge: a shift's value and the beat
-    phase it reaches are two families on one choice, and each round then corrects twice.)"""
+def families(config, vocab: Vocab) -> dict[str, tuple[str, int, int]]:
+    """Family -> (layer, first bias index, buckets): the pitch head's score families, then the
+    plain head's SHIFT and DUR tokens (a note's time since the last onset and its length)."""
     from ganmusic import pitch_scores as ps
 
-    return ps.score_layout(config)
+    out = {name: (SCORE_HEAD, start, n) for name, (start, n) in ps.score_layout(config).items()}
+    out["shift"] = (TOKEN_HEAD, vocab.shift_start, len(vocab.shift_values))
+    out["duration"] = (TOKEN_HEAD, vocab.dur_start, len(vocab.dur_values))
+    return out
+
+
+def step_sizes(fams: dict, eta: float) -> dict[str, float]:
+    """Per family the share of its log-ratio added each round (see `SHARED_CHOICES`)."""
+    sizes = dict.fromkeys(fams, eta)
+    for shared in SHARED_CHOICES:
+        present = shared & fams.keys()
+        sizes.update(dict.fromkeys(present, eta / len(present)))
+    return sizes
 
 
 def note_events(tokens, cond, vocab: Vocab, config) -> dict[str, np.ndarray]:
@@ -84,12 +99,15 @@ def note_events(tokens, cond, vocab: Vocab, config) -> dict[str, np.ndarray]:
     out["onset_phase"] = rows[bar, ls.BAR_STEP] % spb
     ends = bar & has_dur
     out["end_phase"] = (rows[ends, ls.BAR_STEP] + vocab.token_value[tokens[after[ends]]]) % spb
+    before = np.maximum(at - 1, 0)
+    out["shift"] = tokens[before[kind[before] == T_SHIFT]] - vocab.shift_start
+    out["duration"] = tokens[after[has_dur]] - vocab.dur_start
     return out
 
 
 def rates(sequences, conds, vocab: Vocab, config, fams: dict) -> dict[str, np.ndarray]:
     """Per family, the smoothed share of each bucket among all the sequences' events."""
-    counts = {name: np.zeros(max(n, 2)) for name, (_, n) in fams.items()}  # chord_tone: (no, yes)
+    counts = {name: np.zeros(max(n, 2)) for name, (_, _, n) in fams.items()}  # chord_tone: (no, yes)
     for tokens, cond in zip(sequences, conds):
         for name, buckets in note_events(tokens, cond, vocab, config).items():
             if name in counts:
@@ -139,17 +157,18 @@ def calibrate(run_dir: str | Path, checkpoint: str = "best", rounds: int = 6, so
                        "pitches by interval); train it again")
     corpus = corpus or data.load_corpus(config.data, config.encoding, positive=config.positive, progress=progress,
                                         allow_outside=config.allow_outside)
-    fams = families(gen)
+    fams = families(gen, vocab)
+    sizes = step_sizes(fams, eta)
     train = corpus.indices("train", positive=True)
     target = rates([corpus.sequence(i) for i in train], [corpus.conditioning(i) for i in train], vocab, gen, fams)
     steps = beats * config.encoding.steps_per_beat
     length = 3 * 4 * beats + 3  # at most 4 notes a beat; with changes a song ends where they do
-    base = np.asarray(params[HEAD]["bias"], np.float64)
-    bias = base.copy()
+    base = {layer: np.asarray(params[layer]["bias"], np.float64) for layer in {layer for layer, _, _ in fams.values()}}
+    bias = {layer: b.copy() for layer, b in base.items()}
 
     def sampled_rates(r: int) -> dict:
         changes = training_changes(corpus, songs, steps, seed * 1000 + r) if gen.chords else None
-        tokens = sampling.sample(with_biases(params, {HEAD: bias}), gen, config.encoding,
+        tokens = sampling.sample(with_biases(params, bias), gen, config.encoding,
                                  jax.random.PRNGKey(seed * 1000 + r), songs, length,
                                  step_cond=np.stack(changes) if changes else None)
         conds = [rows[np.clip(ls.note_positions(t, vocab), 0, steps - 1)] for t, rows in zip(tokens, changes)] \
@@ -167,22 +186,22 @@ def calibrate(run_dir: str | Path, checkpoint: str = "best", rounds: int = 6, so
             advance(status=f"round {r}: mean gap {np.mean(list(history[-1].values())):.3f}")
             if r == rounds:
                 break
-            for name, (start, n) in fams.items():
+            for name, (layer, start, n) in fams.items():
                 step = np.log(target[name]) - np.log(now[name])
                 if name == "chord_tone":  # one score: the log-odds of a chord tone
-                    bias[start] += eta * (step[1] - step[0])
+                    bias[layer][start] += sizes[name] * (step[1] - step[0])
                 else:  # a softmax over the buckets: only differences matter
-                    bias[start : start + n] += eta * (step - step.mean())
+                    bias[layer][start : start + n] += sizes[name] * (step - step.mean())
     val = windows.eval_windows(corpus, corpus.indices("val", positive=True), config.window)
     eval_nll = mle.make_eval_nll(Generator(gen))
 
     def val_nll(b):  # teacher-forced: what the tilt costs the model on real solos
-        tilted = with_biases(params, {HEAD: b})
+        tilted = with_biases(params, b)
         return mle.validation_nll(eval_nll, tilted, val, config.batch_size, bool(gen.chords)) if len(val.tokens) else None
 
     result = {"checkpoint": checkpoint, "rounds": rounds, "songs": songs, "beats": beats, "eta": eta, "seed": seed,
               "gap_before": history[0], "gap_after": history[-1], "val_nll_before": val_nll(base), "val_nll_after": val_nll(bias),
-              "base": {HEAD: base.tolist()}, "calibrated": {HEAD: bias.tolist()}}
+              "base": {k: b.tolist() for k, b in base.items()}, "calibrated": {k: b.tolist() for k, b in bias.items()}}
     path = run_dir / CALIBRATION
     partial = path.with_name(path.name + ".partial")
     partial.write_text(json.dumps(result))

@@ -33,7 +33,7 @@ def test_calibration_counts_each_note_in_the_buckets_the_model_scores_it_by():
     added = np.asarray(Generator(cfg).apply({"params": scored}, jnp.asarray(tokens[None]), jnp.asarray(cond[None]))
                        - Generator(cfg).apply({"params": zeroed}, jnp.asarray(tokens[None]), jnp.asarray(cond[None])))[0]
     events = calibration.note_events(tokens, cond, VOCAB, cfg)
-    layout = {name: start for name, (start, _) in calibration.families(cfg).items()}
+    layout = {name: start for name, (layer, start, _) in calibration.families(cfg, VOCAB).items() if layer == "pitch_head"}
     pitches = np.flatnonzero(VOCAB.token_type[tokens] == enc.T_PITCH)
     assert len(events["onset_phase"]) == len(events["memory"]) == len(pitches) == 60
     for j, at in enumerate(pitches):  # each pitch is predicted at the step before it
@@ -48,6 +48,9 @@ def test_calibration_counts_each_note_in_the_buckets_the_model_scores_it_by():
             np.testing.assert_allclose(added[at - 2, tokens[at - 1]], scores[layout["onset_phase"] + events["onset_phase"][j]],
                                        atol=1e-5)
         np.testing.assert_allclose(added[at, tokens[at + 1]], scores[layout["end_phase"] + events["end_phase"][j]], atol=1e-5)
+    # The plain head's families: the SHIFT before each note, its DUR, as token ids from their first.
+    assert [VOCAB.shift_start + b for b in events["shift"]] == [tokens[at - 1] for at in pitches]
+    assert [VOCAB.dur_start + b for b in events["duration"]] == [tokens[at + 1] for at in pitches]
 
 
 def test_calibrate_narrows_the_gaps_writes_json_and_is_applied_only_to_its_weights(tmp_path):
@@ -67,7 +70,9 @@ def test_calibrate_narrows_the_gaps_writes_json_and_is_applied_only_to_its_weigh
     np.testing.assert_allclose(raw["pitch_head"]["bias"], saved["base"]["pitch_head"], atol=1e-6)
     np.testing.assert_allclose(tilted["pitch_head"]["bias"], saved["calibrated"]["pitch_head"], atol=1e-6)
     assert not np.allclose(tilted["pitch_head"]["bias"], raw["pitch_head"]["bias"])
-    np.testing.assert_array_equal(tilted["head"]["kernel"], raw["head"]["kernel"])  # only the score biases move
+    np.testing.assert_array_equal(tilted["head"]["kernel"], raw["head"]["kernel"])  # only biases move:
+    moved_tokens = np.flatnonzero(np.asarray(tilted["head"]["bias"]) != np.asarray(raw["head"]["bias"]))
+    assert set(VOCAB.token_type[moved_tokens]) == {enc.T_SHIFT, enc.T_DUR}  # the scores', SHIFTs' and DURs'
     # Other weights (a checkpoint trained on from them) are not calibrated by it.
     moved = {**raw, "pitch_head": {**raw["pitch_head"], "bias": raw["pitch_head"]["bias"] + 0.1}}
     assert runs.with_calibration(run, moved) is moved
