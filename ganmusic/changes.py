@@ -210,7 +210,8 @@ def corpus_forms(corpus, split: str, beats: int, num: int) -> list[Form]:
     """`num` forms of `beats` beats cut from the changes of a corpus' `split` solos (its positive
     label): the changes real solos were played over, for a generator to play over and be judged
     against them. Form k is solo k mod n's changes from a bar line, 8 bars further in on each
-    pass over the solos; a solo with chords under fewer than half its notes is left out."""
+    pass over the solos; a solo with chords under fewer than half its notes is left out. (As at
+    the end of any form, its last chord announces no next one.)"""
     from ganmusic import encoding as enc
     from ganmusic import lead_sheets as ls
 

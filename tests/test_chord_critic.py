@@ -96,6 +96,17 @@ def test_chord_aware_critic_drives_the_adversarial_phase_over_changes(tmp_path):
     assert entry["lead_sheet"]["chord_coverage"] > 0.9 and np.isfinite(entry["reference_nll"])
     forms = changes.corpus_forms(corpus, "test", 12, 3)
     assert all(f.beats == 12 and f.bars[0] == 0 for f in forms)
+    # The first form is the first test solo's changes from its start: a note of the solo reads the
+    # row the sampler would give a note at that step (up to the form's last change, which, as at
+    # the end of any form, announces no next chord).
+    solo = corpus.indices("test", positive=True)[0]
+    tokens, cond = corpus.sequence(solo), corpus.conditioning(solo)
+    at = ls.note_positions(tokens, VOCAB)
+    notes = (cond[:, ls.BAR_STEPS] > 0) & (at < forms[0].timeline.steps(ENC.steps_per_beat)[-1])
+    assert notes.sum() > 10
+    rows = ls.step_conditioning(forms[0].timeline, forms[0].bars[:-1], forms[0].steps(ENC.steps_per_beat),
+                                ENC.steps_per_beat)
+    np.testing.assert_array_equal(rows[at[notes]], cond[notes])
     for k, form in enumerate(forms):
         midi = enc.load_midi(tmp_path / "eval" / "samples" / "run" / f"sample-{k:03d}.mid")
         timeline, _ = chords.read_chords(midi)
