@@ -13,7 +13,9 @@ Each is sampled over the held-out TEST split's changes (sample k plays over BEAT
 solo k mod n, from a bar further in for each pass over the solos), written as MIDI with the
 chord symbols, and judged by `ganmusic evaluate` against the real test solos (the same changes):
 chord-tone share, H1, H4, GS, the two-sample realism test (a fresh classifier, not the critic)
-and the melodic features. Validation NLL is each run's own, on the validation split.
+and the melodic features. Validation NLL is each run's own, on the validation split. The
+training split's solos are judged the same way (row "real training solos"): a model of them can
+hardly be expected to come closer to the test split's performers than they do.
 
     python benchmarks/changes_compare.py                      # the sizes: ~25 min a seed on 2 CPU cores
     python benchmarks/changes_compare.py --reduced            # a CPU-sized run (flags below)
@@ -44,6 +46,7 @@ from common import REPO, RESULTS, report  # noqa: E402
 REDUCED = dict(layers="64", mle_steps=200, more_steps=50, window=64, batch_size=16, samples=48, beats=64,
                classifier_steps=200)
 PAPER_BEST = {"H1": 0.23, "H4": 0.04, "GS": 0.10}  # the Jazz Transformer's best |distance| to real WJazzD
+TRAIN_SOLOS = "real-train-split"  # a row: the training solos, judged as a generator's samples are
 CALIBRATED_SUFFIX = "+cal"  # the chord runs are also sampled after `ganmusic calibrate` (rows "b_chords_mle+cal"...)
 
 
@@ -156,6 +159,16 @@ def main():
                 folders.append(folder)
                 results[label] = {"val_nll": json.loads((run_dir / runs.CALIBRATION).read_text())["val_nll_after"]
                                   if calibrated else val_nll}
+    # The training solos themselves, judged like a generator: as close to the test solos as a model
+    # of the training split can be expected to come (other performers than the test split's).
+    train_solos = out / "samples" / TRAIN_SOLOS
+    train_solos.mkdir(parents=True, exist_ok=True)
+    for i in corpus.indices("train", positive=True):
+        link = train_solos / str(corpus.paths[i]).replace("/", "__")
+        if not link.exists():
+            link.symlink_to((corpus.root / corpus.paths[i]).resolve())
+    folders.append(train_solos)
+    results[TRAIN_SOLOS] = {"val_nll": None}
     evaluation = evaluate.evaluate(folders, out / "eval", against=args.data, num=args.samples, length=192, seed=7)
     real = evaluation["sources"]["reference"]
     real_ls = real["lead_sheet"]
@@ -175,6 +188,7 @@ def main():
     short = ["val NLL", "2-sample acc", "chord tones", "on beats", "H1", "H4", "GS", "tritones", "whole-step down",
              "repeats", "pc entropy"]
     rows = [("real test jazz", *[fmt(reference.get("realism_floor" if m == "realism_accuracy" else m)) for m in metrics])]
+    rows += [("real training solos (the ceiling)", *[fmt(results[TRAIN_SOLOS].get(m)) for m in metrics])]
     rows += [(f"seed {s} {n}", *[fmt(results[f"s{s}-{n}"].get(m)) for m in metrics]) for s in args.seeds for n in names]
     rows += [(f"bar: {k}", "yes" if ok else "NO", *[""] * (len(metrics) - 1)) for k, ok in checks.items()]
     report(args.name, f"{'REDUCED ' if args.reduced else ''}changes compare on {args.data.name}: layers {args.layers}, "
