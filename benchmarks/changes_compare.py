@@ -56,7 +56,6 @@ def sample_over(run_dir: Path, forms, out_dir: Path, seed: int, batch: int = 64,
     (`changes.corpus_forms`), as MIDI with the chord symbols."""
     import jax
 
-    from ganmusic import lead_sheets as ls
     from ganmusic import runs, sampling
     from ganmusic.encoding import decode_to_midi
 
@@ -66,7 +65,7 @@ def sample_over(run_dir: Path, forms, out_dir: Path, seed: int, batch: int = 64,
     cap = 3 * 4 * int(forms[0].beats) + 3  # at most 4 notes a beat
     for lo in range(0, len(forms), batch):
         part = forms[lo : lo + batch]
-        rows = np.stack([ls.step_conditioning(f.timeline, f.bars[:-1], f.steps(spb), spb) for f in part])
+        rows = np.stack([f.rows(spb) for f in part])
         tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed + lo), len(part),
                                  cap, sampling_config or sampling.SamplingConfig(), step_cond=rows)
         for k, (seq, form) in enumerate(zip(tokens, part)):

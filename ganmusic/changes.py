@@ -69,6 +69,13 @@ class Form:
         return replace(self, timeline=ChordTimeline.from_changes(changes), bars=bars,
                        choruses=self.choruses * choruses)
 
+    def rows(self, steps_per_beat: int) -> np.ndarray:
+        """The conditioning row a note starting at each grid step of the form reads (what
+        `sampling.sample(step_cond=)` feeds a generator improvising over it)."""
+        from ganmusic.lead_sheets import step_conditioning
+
+        return step_conditioning(self.timeline, self.bars[:-1], self.steps(steps_per_beat), steps_per_beat)
+
     def meters(self) -> list[tuple[float, float]]:
         """`(beat, bar length in beats)` wherever the bar length changes, from beat 0."""
         lengths = np.diff(self.bars)

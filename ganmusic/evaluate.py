@@ -100,15 +100,8 @@ def load_reference(against: Path, encoding: EncodingConfig, positive: str, progr
     """(reference source, training sequences or None, the corpus when `against` is labelled).
     For a labelled corpus the reference is its `split` of the positive label."""
     if is_labelled_corpus(against):
-        corpus = data.load_corpus(against, encoding, positive=positive, progress=progress)
-        chosen = corpus.indices(split, positive=True)
-        if len(chosen) == 0:
-            raise EvaluateError(f"{against}: the {split} split has no '{positive}' files to compare against")
-        reference = Source(REFERENCE, f"{against} ({split} split, {positive})", "reference",
-                           sequences=[corpus.sequence(i) for i in chosen],
-                           pieces=corpus_split_pieces(corpus, chosen), conds=[corpus.conditioning(i) for i in chosen])
-        training = [corpus.sequence(i) for i in corpus.indices("train", positive=True)]
-        return reference, training, corpus
+        reference, corpus = read_corpus_split(against, REFERENCE, encoding, positive, progress, split, "reference")
+        return reference, [corpus.sequence(i) for i in corpus.indices("train", positive=True)], corpus
     if not against.is_dir() or not data.midi_files(against):
         raise EvaluateError(f"{against}: not a labelled corpus and no MIDI files in it")
     reference = read_midi_folder(against, REFERENCE, encoding, progress)
@@ -116,14 +109,15 @@ def load_reference(against: Path, encoding: EncodingConfig, positive: str, progr
     return reference, None, None
 
 
-def read_corpus_split(path: Path, name: str, encoding: EncodingConfig, positive: str, progress: bool) -> Source:
-    """A labelled corpus given as a source: its held-out test split of the positive label."""
+def read_corpus_split(path: Path, name: str, encoding: EncodingConfig, positive: str, progress: bool,
+                      split: str = "test", kind: str = "corpus"):
+    """(a labelled corpus' `split` of the positive label as a source, with its chord rows; the corpus)."""
     corpus = data.load_corpus(path, encoding, positive=positive, progress=progress)
-    chosen = corpus.indices("test", positive=True)
+    chosen = corpus.indices(split, positive=True)
     if len(chosen) == 0:
-        raise EvaluateError(f"{path}: the test split has no '{positive}' files")
-    return Source(name, f"{path} (test split, {positive})", "corpus", sequences=[corpus.sequence(i) for i in chosen],
-                  pieces=corpus_split_pieces(corpus, chosen))
+        raise EvaluateError(f"{path}: the {split} split has no '{positive}' files to compare")
+    return Source(name, f"{path} ({split} split, {positive})", kind, sequences=[corpus.sequence(i) for i in chosen],
+                  pieces=corpus_split_pieces(corpus, chosen), conds=[corpus.conditioning(i) for i in chosen]), corpus
 
 
 def read_midi_folder(folder: Path, name: str, encoding: EncodingConfig, progress: bool) -> Source:
@@ -147,31 +141,26 @@ def read_midi_folder(folder: Path, name: str, encoding: EncodingConfig, progress
 
 def sample_run(run_dir: Path, config, params, num: int, length: int, seed: int, sampling_config,
                out_dir: Path, forms=None) -> Source:
-    """`num` samples of `length` tokens from a run, also written as MIDI under `out_dir`. With
-    `forms` (`changes.Form`s of one length, one per sample) each sample plays over its form, as
-    long as it is, and its MIDI holds the chord symbols (melody only, no comping: evaluating the
-    folder again reads the same notes and chords)."""
+    """`num` samples of `length` tokens from a run, also written as MIDI under `out_dir`; with
+    `forms` (`changes.Form`s of one length) sample k plays over form k, as long as it is, and its
+    MIDI holds the symbols (no comping: read again, the folder gives the same notes and chords)."""
     import jax
 
     from ganmusic import lead_sheets, sampling, songs
 
     vocab, spb = Vocab(config.encoding), config.encoding.steps_per_beat
-    step_cond = None
-    if forms is not None:
-        step_cond = np.stack([lead_sheets.step_conditioning(f.timeline, f.bars[:-1], f.steps(spb), spb) for f in forms])
-        length = songs.tokens_for_beats(forms[0].beats)
-    tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num, length,
-                             sampling_config, step_cond=step_cond)
-    if forms is None:
+    tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num,
+                             songs.tokens_for_beats(forms[0].beats) if forms else length, sampling_config,
+                             step_cond=np.stack([f.rows(spb) for f in forms]) if forms else None)
+    if not forms:
         songs.write_songs(tokens, config.encoding, out_dir)
-        pieces = [piece_from_tokens(t, vocab, f"sample{k}") for k, t in enumerate(tokens)]
-    else:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        pieces = []
-        for k, (seq, form) in enumerate(zip(tokens, forms)):
-            enc.decode_to_midi(seq, config.encoding, chords=form.timeline).write(str(out_dir / f"sample-{k:03d}.mid"))
-            cond = lead_sheets.conditioning(seq, vocab, form.timeline, form.bars[:-1])
-            pieces.append(piece_from_conditioning(seq, cond, vocab, f"sample{k}"))
+        return Source(run_dir.name, str(run_dir), "run", sequences=list(tokens), run_dir=run_dir,
+                      pieces=[piece_from_tokens(t, vocab, f"sample{k}") for k, t in enumerate(tokens)])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for k, (seq, form) in enumerate(zip(tokens, forms)):
+        enc.decode_to_midi(seq, config.encoding, chords=form.timeline).write(str(out_dir / f"sample-{k:03d}.mid"))
+    pieces = [piece_from_conditioning(t, lead_sheets.conditioning(t, vocab, f.timeline, f.bars[:-1]), vocab, f"sample{k}")
+              for k, (t, f) in enumerate(zip(tokens, forms))]
     return Source(run_dir.name, str(run_dir), "run", sequences=list(tokens), run_dir=run_dir, pieces=pieces)
 
 
@@ -300,8 +289,9 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
     into `out_dir`; returns the report. `reference_split` picks the reference's split when
     `against` is a labelled corpus ("train" to measure the real test split against real music).
     A chord-conditioned run plays over the reference's changes (`changes.corpus_forms`: `num`
-    stretches of `length // 4` beats, about `length` tokens at a jazz solo's density), so its
-    chord-tone share and realism compare like with like; its reference NLL reads their chords."""
+    stretches of `length // 4` beats, a chunk of `length` tokens or more at a jazz solo's 1.5-2
+    notes a beat), so its chord-tone share and realism compare like with like; its reference NLL
+    reads their chords."""
     from ganmusic import classify, plots, sampling
     from ganmusic.runs import MetricsLog, load_run_config, restore_params
 
@@ -333,13 +323,10 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
     if reference_split not in data.SPLITS:
         raise EvaluateError(f"reference split must be one of {', '.join(data.SPLITS)}, not {reference_split!r}")
     reference, training, corpus = load_reference(Path(against), encoding, positive, progress, reference_split)
-    forms = None
-    if chord_runs:  # they play over the reference's changes: like with like
-        if corpus is None:
-            raise EvaluateError(f"{chord_runs[0]}: a chord-conditioned generator is judged over the changes of the "
-                                f"music it is compared with: compare it against a labelled corpus with chords, not "
-                                f"the MIDI folder {against}")
-        forms = changes.corpus_forms(corpus, reference_split, max(length // 4, 1), num)
+    if chord_runs and corpus is None:  # they play over the reference's changes: like with like
+        raise EvaluateError(f"{chord_runs[0]}: a chord-conditioned generator plays over the changes it is compared "
+                            f"with: compare it against a labelled corpus with chords, not the MIDI folder {against}")
+    forms = changes.corpus_forms(corpus, reference_split, max(length // 4, 1), num) if chord_runs else None
     training_ngrams = None
     if training is not None:
         training_ngrams = set().union(*(metrics.note_ngrams(enc.tokens_to_notes(s, vocab)) for s in training))
@@ -357,7 +344,7 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
                 source = sample_run(path, config, params, num, length, seed, sampling_config,
                                     out_dir / "samples" / name, forms if path in chord_runs else None)
             elif is_labelled_corpus(path):
-                source = read_corpus_split(path, name, encoding, positive, progress=False)
+                source, _ = read_corpus_split(path, name, encoding, positive, progress=False)
             else:
                 source = read_midi_folder(path, name, encoding, progress=False)
             source.name = name

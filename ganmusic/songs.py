@@ -145,7 +145,7 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
     import jax
 
     from ganmusic import changes as changes_lib
-    from ganmusic import lead_sheets, sampling
+    from ganmusic import sampling
     from ganmusic.runs import load_run_config, restore_params, with_calibration
 
     from ganmusic.configs import check_seed
@@ -190,7 +190,7 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
     length = tokens_for_bars(bars) if bars is not None else length
     step_cond = None
     if form is not None:  # every song plays over the changes and ends with them
-        step_cond = lead_sheets.step_conditioning(form.timeline, form.bars[:-1], form.steps(spb), spb)
+        step_cond = form.rows(spb)
         length = tokens_for_beats(form.beats)
     with song_writers(num, workers) as pool:  # started now: their imports overlap the sampling
         tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num, length,
