@@ -136,7 +136,7 @@ def training_changes(corpus: data.Corpus, num: int, steps: int, seed: int) -> li
     return out
 
 
-def calibrate(run_dir: str | Path, checkpoint: str = "best", rounds: int = 6, songs: int = 256, beats: int = 96,
+def calibrate(run_dir: str | Path, checkpoint: str = "best", rounds: int = 12, songs: int = 256, beats: int = 96,
               eta: float = 0.7, seed: int = 0, corpus: data.Corpus | None = None, progress: bool = True) -> dict:
     """Calibrate a run's generator (see the module doc) and write RUN/calibration.json; returns
     its content. Each round samples `songs` songs of `beats` beats (over training-split changes

@@ -53,6 +53,18 @@ def test_calibration_counts_each_note_in_the_buckets_the_model_scores_it_by():
     assert [VOCAB.dur_start + b for b in events["duration"]] == [tokens[at + 1] for at in pitches]
 
 
+def test_a_choice_two_families_score_takes_half_a_step_from_each():
+    """A SHIFT scored by its value and its onset phase (a DUR by value and end phase) would be
+    corrected twice a round (the rounds diverged so); without phase scores a SHIFT has one family."""
+    with_phase = calibration.step_sizes(calibration.families(
+        GeneratorConfig.for_vocab(VOCAB, layers=(8,), chords=True), VOCAB), 0.8)
+    assert with_phase["shift"] == with_phase["onset_phase"] == with_phase["duration"] == with_phase["end_phase"] == 0.4
+    assert with_phase["melodic"] == with_phase["chord_tone"] == 0.8
+    plain = calibration.step_sizes(calibration.families(GeneratorConfig.for_vocab(VOCAB, layers=(8,), chords=False), VOCAB),
+                                   0.8)
+    assert "onset_phase" not in plain and plain["shift"] == plain["duration"] == 0.8
+
+
 def test_calibrate_narrows_the_gaps_writes_json_and_is_applied_only_to_its_weights(tmp_path):
     corpus = chord_corpus(tmp_path / "corpus")
     config = RunConfig(data=str(tmp_path / "corpus"), encoding=ENC, window=24, batch_size=4, mle_steps=4, eval_every=4,

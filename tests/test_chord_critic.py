@@ -104,9 +104,7 @@ def test_chord_aware_critic_drives_the_adversarial_phase_over_changes(tmp_path):
     at = ls.note_positions(tokens, VOCAB)
     notes = (cond[:, ls.BAR_STEPS] > 0) & (at < forms[0].timeline.steps(ENC.steps_per_beat)[-1])
     assert notes.sum() > 10
-    rows = ls.step_conditioning(forms[0].timeline, forms[0].bars[:-1], forms[0].steps(ENC.steps_per_beat),
-                                ENC.steps_per_beat)
-    np.testing.assert_array_equal(rows[at[notes]], cond[notes])
+    np.testing.assert_array_equal(forms[0].rows(ENC.steps_per_beat)[at[notes]], cond[notes])
     for k, form in enumerate(forms):
         midi = enc.load_midi(tmp_path / "eval" / "samples" / "run" / f"sample-{k:03d}.mid")
         timeline, _ = chords.read_chords(midi)
