@@ -89,7 +89,7 @@ def note_events(tokens, cond, vocab: Vocab, config) -> dict[str, np.ndarray]:
     out["memory"] = np.minimum(seen[j, pc] - seen[np.maximum(j - size, 0), pc], ps.MEMORY_SCORES - 1)
     if len(pitch) > 1:
         window = np.lib.stride_tricks.sliding_window_view(np.concatenate([np.full(size - 1, -1), pitch]), size)[:-1]
-        low = np.where(window >= 0, window, 1 << 10).min(axis=1)
+        low = np.where(window >= 0, window, ps.ABOVE_ANY_PITCH).min(axis=1)
         high = window.max(axis=1)
         p = pitch[1:]
         outside = np.where(p > high, p - high, np.where(p < low, p - low, 0))

@@ -28,6 +28,7 @@ CHORD_SCORES = 13  # the twelve intervals above the chord's root, then one for a
 MEMORY_SCORES = 5  # a pitch class heard 0, 1, 2, 3, 4 or more times among the recent pitches
 MAX_REGISTER_STEP = 8
 REGISTER_SCORES = 2 * MAX_REGISTER_STEP + 1  # semitones below / above the recent pitches' range (8+), or inside it
+ABOVE_ANY_PITCH = 1 << 10  # stands in for a recent pitch not yet heard when taking the lowest
 
 
 def score_layout(config) -> dict[str, tuple[int, int]]:
@@ -138,7 +139,7 @@ def register_logits(config, scores, recent):
     -> logits `[..., V]`; zero before the first pitch. Solos keep to a register: without this a
     random walk of intervals widens a melody's range with its length."""
     heard = recent >= 0
-    low = jnp.min(jnp.where(heard, recent, 1 << 10), axis=-1, keepdims=True)
+    low = jnp.min(jnp.where(heard, recent, ABOVE_ANY_PITCH), axis=-1, keepdims=True)
     high = jnp.max(recent, axis=-1, keepdims=True)
     pitch = pitch_range(config)
     outside = jnp.where(pitch > high, pitch - high, jnp.where(pitch < low, pitch - low, 0))
