@@ -29,6 +29,9 @@ FORMS = Path(__file__).resolve().parent / "forms"  # shipped forms: NAME.txt
 MIDI_SUFFIXES = (".mid", ".midi", ".kar")
 MAX_CHORUSES = 100
 MAX_FORM_BEATS = 4096  # one chorus; hours of music at any tempo
+# What a generator that reads chords plays over when given no changes (nor a primer): over no
+# chords at all it plays what it never heard in training (measured in the README).
+DEFAULT_FORM = "blues-f"
 
 
 class ChangesError(GanmusicError):
@@ -309,13 +312,13 @@ def song_midi(notes, form: Form, encoding_config, tempo: float = 120.0, with_com
     `with_comping` is False) "comping", chord symbols as text events, time signatures."""
     import pretty_midi
 
-    from ganmusic.encoding import notes_to_midi
+    from ganmusic.encoding import COMPING_TRACK, notes_to_midi
 
     midi = notes_to_midi(in_form(notes, form, encoding_config.steps_per_beat), encoding_config, tempo=tempo)
     midi.instruments[0].name = "melody"
     seconds = 60.0 / float(tempo)
     if with_comping:
-        comp = pretty_midi.Instrument(program=4, name="comping")  # Electric Piano 1
+        comp = pretty_midi.Instrument(program=4, name=COMPING_TRACK)  # Electric Piano 1
         for start, end, pitches in comping(form):
             comp.notes += [pretty_midi.Note(velocity=56, pitch=p, start=start * seconds, end=end * seconds)
                            for p in pitches]

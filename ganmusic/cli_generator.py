@@ -14,6 +14,7 @@ from ganmusic.cli_common import (ALLOW_OUTSIDE_HELP, MELODY, SPB, UserError, fol
                                  param_default, print_result, user_errors)
 from ganmusic import calibration as cal
 from ganmusic import evaluate as ev
+from ganmusic.changes import DEFAULT_FORM, shipped_forms  # light: no JAX
 from ganmusic.configs import AdvConfig, EncodingConfig, GeneratorConfig, RunConfig, SamplingConfig, default
 from ganmusic.ui import console
 
@@ -29,12 +30,6 @@ def parse_layers(text: str) -> tuple[int, ...]:
     if not layers or min(layers) < 1:
         raise UserError(f"--layers {text!r}: give hidden sizes like 256,256")
     return layers
-
-
-def _shipped_forms() -> list[str]:
-    from ganmusic.changes import shipped_forms  # light: no JAX
-
-    return list(shipped_forms())
 
 
 def run_option(path: str, *param_decls, **kw):
@@ -249,8 +244,11 @@ def sample(
                                                "line in bars such as \"Dm7 G7 | Cmaj7 | % |\" (/ repeats the chord, % "
                                                "the bar, 3/4 sets the meter), a text file of such lines, a MIDI file with "
                                                "chord text/marker/lyric events, or a shipped form: "
-                                               f"{', '.join(_shipped_forms())}. Songs last as long as the changes; "
-                                               "the MIDI gets a comping track and the chord symbols."),
+                                               f"{', '.join(shipped_forms())}. Songs last as long as the changes; "
+                                               "the MIDI gets a comping track and the chord symbols. Without it "
+                                               "(and without --primer) a chord-reading generator, such as the "
+                                               f"pretrained default, plays over {DEFAULT_FORM}, as many "
+                                               "choruses as last --length or --bars."),
     choruses: int = typer.Option(1, help="Play the changes this many times."),
     comping: bool = typer.Option(True, "--comping/--no-comping", help="With --changes: a second track voicing the chords."),
     temperature: float = typer.Option(default(SamplingConfig, "temperature")),
@@ -292,6 +290,9 @@ def sample(
         raise UserError(f"{exc}: --checkpoint last") from None
     source = "the pretrained default" if pretrained.is_pretrained(run) else run
     over = summary.get("changes")
+    if over and changes is None:
+        console.print(f"this generator reads chords: it plays over {over['form']} (--changes for other changes)",
+                      highlight=False)
     table = Table(title=f"{num} samples from {source} ({checkpoint}{', calibrated' if summary['calibrated'] else ''})" + (
         f" over {over['form']}: {over['bars']} bars, {over['choruses']} chorus{'es' if over['choruses'] > 1 else ''}"
         if over else ""))
@@ -343,7 +344,10 @@ def evaluate(
     if against is None and all(p.is_dir() for p in inputs) and not any(ev.is_run(p) for p in inputs):
         raise UserError("no run given: say what to compare against with --against DATA")
     if out is None:
-        out = inputs[0] / "eval" if len(inputs) == 1 and ev.is_run(inputs[0]) else Path("eval")
+        from ganmusic import pretrained  # its folder is only read
+
+        one_run = len(inputs) == 1 and ev.is_run(inputs[0]) and not pretrained.is_pretrained(inputs[0])
+        out = inputs[0] / "eval" if one_run else Path("eval")
     report = ev.evaluate(inputs, out, against=against, classifier=classifier, num=num, length=length, seed=seed,
                          checkpoint=checkpoint, sampling_config=sampling_config, reference_split=reference_split)
     table = Table(title=f"evaluation against {report['reference']} ({length}-token chunks; "

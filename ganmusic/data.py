@@ -32,7 +32,7 @@ from ganmusic.corpusfiles import (MIDI_SUFFIXES, CorpusError, Entry, expand_path
                                   is_midi, midi_files, read_manifest)
 from ganmusic.parsing import Parsed, file_digest, parse_files
 
-CACHE_FORMAT = 2  # 2: chord conditioning and chord counts beside the tokens
+CACHE_FORMAT = 3  # 2: chord conditioning and chord counts beside the tokens; 3: comping tracks skipped
 SPLITS = ("train", "val", "test")
 DEFAULT_MIN_NOTES = 8
 DEFAULT_MAX_FILE_BYTES = enc.MAX_FILE_BYTES

@@ -238,6 +238,10 @@ def tokens_to_notes(tokens: Sequence[int], vocab: Vocab) -> list[Note]:
 # ---------------------------------------------------------------------------------------------
 
 
+# The name of the accompaniment track of ganmusic's songs over changes (`changes.song_midi`).
+COMPING_TRACK = "comping"
+
+
 @dataclass
 class EncodeStats:
     notes_in: int = 0  # non-drum notes in the file
@@ -260,7 +264,9 @@ def midi_seconds_to_beats(midi, times: np.ndarray) -> np.ndarray:
 
 
 def midi_to_notes(midi, config: EncodingConfig, stats: EncodeStats | None = None) -> list[Note]:
-    """All non-drum notes of a `pretty_midi.PrettyMIDI`, quantized to the grid.
+    """All non-drum notes of a `pretty_midi.PrettyMIDI`, quantized to the grid, but for a track
+    named `COMPING_TRACK`: the chords ganmusic writes under its songs over changes, read back
+    (scored, evaluated, trained on) as the line the generator played, without them.
 
     The origin is the start of the beat holding the first onset, so leading silence (a shortcut,
     not style) is dropped but the first note keeps its position within the beat.
@@ -270,6 +276,8 @@ def midi_to_notes(midi, config: EncodingConfig, stats: EncodeStats | None = None
     for inst in midi.instruments:
         if inst.is_drum:
             stats.drum_notes += len(inst.notes)
+            continue
+        if inst.name == COMPING_TRACK:
             continue
         for n in inst.notes:
             starts.append(n.start)

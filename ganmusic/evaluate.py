@@ -50,7 +50,9 @@ class Source:
 
 
 def is_run(path: Path) -> bool:
-    return (path / "config.json").is_file() and (path / "checkpoints").exists()
+    """A run folder: config.json and checkpoints (best/ alone: the pretrained default, or a run copied without
+    its optimizer state)."""
+    return (path / "config.json").is_file() and ((path / "checkpoints").exists() or (path / "best").exists())
 
 
 def chunk_sequence(tokens: np.ndarray, vocab: Vocab, length: int) -> list[np.ndarray]:

@@ -1,7 +1,8 @@
 """The pretrained default shipped inside the package: a small classifier and a small generator.
 
 `ganmusic score` and `ganmusic sample` fall back to them when no classifier or run is given, so
-both work right after `pip install`. They were trained by `scripts/train_default.py` on the
+both work right after `pip install` (the generator reads chords: `ganmusic sample --changes`
+works with it, and without changes it plays over `changes.DEFAULT_FORM`). They were trained by `scripts/train_default.py` on the
 lead-sheets corpus's Weimar Jazz Database solos (ODbL 1.0) against its POP909 pop melodies (MIT);
 `about.json` says how, with their held-out results. The folders are package data and are only
 read (orbax managers opened read-only; samples go elsewhere), so an installed, read-only
@@ -58,4 +59,5 @@ def describe(what: str) -> str:
     """One line for the output: which model this is and what it learned from."""
     if what == "classifier":
         return f"{NAME} classifier (timing-blind), trained on Weimar Jazz Database solos against POP909 pop melodies"
-    return f"{NAME} generator (an LSTM trained by maximum likelihood on Weimar Jazz Database solos)"
+    return (f"{NAME} generator (an LSTM that reads chords, trained by maximum likelihood on Weimar Jazz Database "
+            "solos over their changes, then calibrated)")

@@ -141,7 +141,9 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
     see `changes.load_form`), played `choruses` times, makes every song an improvisation over
     them, as long as they are: the run's generator must read chords. Each MIDI file then holds
     the melody, a comping track (unless `comping` is False) and the chord symbols, and
-    `summary.json` records the changes."""
+    `summary.json` records the changes. A generator that reads chords, given no changes and no
+    primer, plays over `changes.DEFAULT_FORM`: `choruses` times, or (at 1) as many choruses as last
+    `bars` or `length` tokens."""
     import jax
 
     from ganmusic import changes as changes_lib
@@ -160,6 +162,12 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
             raise GanmusicError(f"{what} {value} is out of range (num 1-{MAX_NUM:,} songs, length 3-{MAX_LENGTH:,} "
                                 f"tokens, bars 1-{MAX_LENGTH // tokens_for_bars(1):,}, tempo 10-400 BPM)")
     form = None
+    if changes is None and primer is None and chord_conditioned(load_run_config(run_dir)):
+        changes = changes_lib.load_form(changes_lib.DEFAULT_FORM)
+        if choruses == 1:
+            beats = bars * BEATS_PER_BAR if bars is not None else length / tokens_for_beats(1)
+            choruses = max(1, int(np.ceil(beats / changes.beats)))
+        bars = None
     if changes is None and choruses != 1:
         raise GanmusicError(f"choruses {choruses}: choruses repeat changes, and none were given")
     if changes is not None:

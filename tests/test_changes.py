@@ -13,6 +13,7 @@ import pytest
 
 from conftest import run_cli, write_midi
 from ganmusic import changes as chg
+from ganmusic import encoding as enc
 from ganmusic import chords as ch
 from ganmusic import plots
 from ganmusic.chord_symbols import parse_chord
@@ -199,6 +200,11 @@ def test_a_song_over_the_blues_reads_back_with_pretty_midi_and_mido(tmp_path):
 
     alone = chg.song_midi(melody(form.steps(spb), spb), form, encoding, with_comping=False)
     assert [i.name for i in alone.instruments] == ["melody"] and len(alone.text_events) == len(form.timeline)
+    # Read back (to score, evaluate or train on) the song is its melody: the comping is not the line.
+    alone.write(str(tmp_path / "alone.mid"))
+    line = enc.encode_file(tmp_path / "alone.mid", encoding)
+    assert len(line) > 100 and np.array_equal(enc.encode_file(path, encoding), line)
+    assert len(enc.midi_to_notes(midi, encoding)) == len(melody_notes.notes)
 
 
 def changes_of_timeline(tl) -> list[tuple[float, str]]:
@@ -361,3 +367,20 @@ def songs_api():
     from ganmusic import songs
 
     return songs
+
+
+def test_a_chord_reading_generator_given_no_changes_plays_over_the_default_form(chord_run, tmp_path):
+    out = tmp_path / "default"
+    result = run_cli("sample", chord_run, "--bars", 13, "--num", 1, "--no-png", "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert f"it plays over {chg.DEFAULT_FORM}" in result.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    # 13 bars asked: two 12-bar choruses, so the songs end with the form, never inside it.
+    assert summary["changes"]["form"] == chg.DEFAULT_FORM and summary["changes"]["choruses"] == 2
+    timeline, unparsed = ch.read_chords(pretty_midi.PrettyMIDI(summary["samples"][0]["file"]))
+    assert not unparsed and changes_of_timeline(timeline) == [(b + 48.0 * k, s) for k in range(2) for b, s in BLUES_CHANGES]
+    songs = songs_api()
+    asked = songs.generate_songs(chord_run, tmp_path / "three", num=1, choruses=3, png=False)
+    assert asked["changes"]["choruses"] == 3 and asked["changes"]["bars"] == 36
+    # --length 768 (the default): 64 beats of room, two choruses
+    assert songs.generate_songs(chord_run, tmp_path / "long", num=1, png=False)["changes"]["choruses"] == 2

@@ -3,6 +3,7 @@ changes taken from real training solos, and the pairing rules with older classif
 
 import dataclasses
 import json
+from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
@@ -17,6 +18,8 @@ from ganmusic.configs import (AdvConfig, ClassifierConfig, EncodingConfig, Gener
 from ganmusic.models import StyleClassifier, relative_chord_features
 
 ENC = EncodingConfig(steps_per_beat=4, melody=True)
+# The generator ganmusic shipped as its pretrained default before chords and pitch scores: config.json and best/.
+RUN_BEFORE_CHORDS = Path(__file__).resolve().parent / "data" / "run_before_chords"
 VOCAB = enc.Vocab(ENC)
 
 
@@ -51,8 +54,9 @@ def test_classifiers_and_runs_saved_before_chords_load_as_before_and_a_blind_cri
     old = classify.Classifier.load(pretrained.classifier_path())  # shipped before chords existed
     assert "chords" not in json.loads((pretrained.classifier_path() / "config.json").read_text())["model"]
     assert old.model_config.chords is False and "chord_proj" not in old.params
-    run_config, params = runs.restore_params(pretrained.generator_path(), "best")
-    assert run_config.generator.chords is False and "chord_proj" not in params
+    # The pretrained default generator as shipped before chords (and pitch scores) existed.
+    run_config, params = runs.restore_params(RUN_BEFORE_CHORDS, "best")
+    assert run_config.generator.chords is False and "chord_proj" not in params and not run_config.generator.pitch_tokens
     chords_run = dataclasses.replace(run_config, generator=dataclasses.replace(run_config.generator, chords=True),
                                      adv=AdvConfig(steps=2, classifier=str(pretrained.classifier_path())))
     with pytest.raises(runs.RunError, match="does not read chords.*train a chord-aware classifier"):

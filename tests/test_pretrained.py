@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import run_cli, swing_line, write_midi
-from ganmusic import classify, pretrained, runs, sampling
+from ganmusic import changes, classify, pretrained, runs, sampling
 from ganmusic import encoding as enc
 from ganmusic.encoding import Vocab
 
@@ -24,10 +24,12 @@ def snapshot(root):
 
 def test_shipped_default_is_small_and_described():
     size = sum(p.stat().st_size for p in pretrained.ROOT.rglob("*") if p.is_file())
-    assert 0 < size < 4 * 2**20, size  # a few MiB at most
+    assert 0 < size < 6 * 2**20, size  # a few MiB at most
     about = pretrained.about()
     assert set(about["data"]["sources"]) == {"wjazzd", "pop909"}  # no GPL-3.0 Nottingham tunes
     assert "checkpoints" not in {p.name for p in pretrained.GENERATOR.iterdir()}  # no optimizer state shipped
+    config = runs.load_run_config(pretrained.generator_path())
+    assert config.generator.chords and (pretrained.GENERATOR / runs.CALIBRATION).is_file()  # the measured best recipe
 
 
 def test_default_models_load_read_only_and_give_sane_output(tmp_path):
@@ -37,7 +39,8 @@ def test_default_models_load_read_only_and_give_sane_output(tmp_path):
     [result] = classify.score_files(model, [song], workers=1, progress=False)
     assert 0.0 <= result["probability"] <= 1.0 and result["windows"]
     config, params = runs.restore_params(pretrained.generator_path(), "best")
-    tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(0), 2, 90)
+    blues = changes.load_form("blues-f").rows(config.encoding.steps_per_beat)
+    tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(0), 2, 90, step_cond=blues)
     notes = [enc.tokens_to_notes(row, Vocab(config.encoding)) for row in np.asarray(tokens)]
     assert all(len(n) >= 5 for n in notes)
     assert len({n.pitch for row in notes for n in row}) > 3  # not one note over and over
@@ -57,8 +60,10 @@ def test_score_and_sample_work_from_an_empty_folder_without_training(tmp_path):
     result = run_cli("sample", "--num", 2, "--length", 60, cwd=cwd)
     assert result.returncode == 0, result.stderr
     assert "pretrained default generator" in result.stderr and "the pretrained default" in result.stdout
+    assert "it plays over blues-f" in result.stderr  # it reads chords: over none it would play what it never heard
     out = cwd / "samples" / "pretrained" / "best-s0"
     assert sorted(p.name for p in out.glob("*.mid")) == ["sample-000.mid", "sample-001.mid"]
+    assert json.loads((out / "summary.json").read_text())["calibrated"]
     assert snapshot(pretrained.ROOT) == before
     assert sorted(os.listdir(cwd)) == ["samples"]
 
