@@ -341,11 +341,14 @@ def evaluate(
     from ganmusic import eval_report
 
     sampling_config = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p)
+    from ganmusic import pretrained  # its folder is only read
+
     if against is None and all(p.is_dir() for p in inputs) and not any(ev.is_run(p) for p in inputs):
         raise UserError("no run given: say what to compare against with --against DATA")
+    if against is None and pretrained.is_pretrained(inputs[0]):
+        raise UserError(f"{inputs[0]}: {pretrained.NAME} does not ship its data; say what to compare against with "
+                        "--against DATA (it learned from the lead-sheets corpus's Weimar Jazz Database solos)")
     if out is None:
-        from ganmusic import pretrained  # its folder is only read
-
         one_run = len(inputs) == 1 and ev.is_run(inputs[0]) and not pretrained.is_pretrained(inputs[0])
         out = inputs[0] / "eval" if one_run else Path("eval")
     report = ev.evaluate(inputs, out, against=against, classifier=classifier, num=num, length=length, seed=seed,

@@ -58,6 +58,14 @@ def make_tiny_corpus(root: Path) -> Path:
     return root
 
 
+def make_tiny_chord_corpus(root: Path) -> Path:
+    """`make_tiny_corpus` with chord changes beside every file (`.chords.txt` sidecars)."""
+    make_tiny_corpus(root)
+    for i, path in enumerate(sorted(root.glob("*/*.mid"))):
+        path.with_name(path.stem + ".chords.txt").write_text(["| Dm7 G7 | Cmaj7 | A7 | D7 |", "| F7 | Bb7 |"][i % 2] * 8)
+    return root
+
+
 # The suite's tiny classifier and generator as command-line options: the tests that train through
 # the CLI share them, so their programs are compiled once per session (the cache above).
 TINY_CLASSIFIER = ["--window", "24", "--steps", "6", "--batch-size", "8", "--hidden", "8", "--layers", "2", "--seed", "1"]

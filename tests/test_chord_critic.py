@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from conftest import make_tiny_corpus
+from conftest import make_tiny_chord_corpus
 from ganmusic import classify, data, pretrained, runs, train
 from ganmusic import encoding as enc
 from ganmusic import lead_sheets as ls
@@ -24,9 +24,7 @@ VOCAB = enc.Vocab(ENC)
 
 
 def chord_corpus(root):
-    make_tiny_corpus(root)
-    for i, path in enumerate(sorted(root.glob("*/*.mid"))):
-        path.with_name(path.stem + ".chords.txt").write_text(["| Dm7 G7 | Cmaj7 | A7 | D7 |", "| F7 | Bb7 |"][i % 2] * 8)
+    make_tiny_chord_corpus(root)
     return data.load_corpus(root, ENC, cache_dir=root.parent / "cache", progress=False, split_fractions=(4, 1, 1))
 
 

@@ -10,7 +10,8 @@ import jax
 import numpy as np
 import pytest
 
-from conftest import run_cli, swing_line, write_midi
+from conftest import make_tiny_chord_corpus, run_cli, swing_line, write_midi
+from test_robustness import assert_one_line_error
 from ganmusic import changes, classify, pretrained, runs, sampling
 from ganmusic import encoding as enc
 from ganmusic.encoding import Vocab
@@ -77,3 +78,18 @@ def test_an_explicit_or_trained_classifier_wins(tmp_path):
     for r in (newest, explicit):
         assert r.returncode == 0 and "pretrained" not in r.stdout + r.stderr, r.stderr
     assert "using classifier classifiers/mine" in newest.stderr and "mine" in explicit.stdout
+
+
+def test_evaluate_judges_the_default_over_the_references_changes_and_writes_outside_the_package(tmp_path):
+    corpus = make_tiny_chord_corpus(tmp_path / "corpus")
+    cwd = tmp_path / "work"
+    cwd.mkdir()
+    before = snapshot(pretrained.ROOT)
+    refused = run_cli("evaluate", pretrained.generator_path(), cwd=cwd)
+    assert_one_line_error(refused, "does not ship its data", "--against", code=2)
+    result = run_cli("evaluate", pretrained.generator_path(), "--against", corpus, "--num", 2, "--length", 96, cwd=cwd)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((cwd / "eval" / "report.json").read_text())
+    [generated] = [s for s in report["sources"].values() if s["kind"] == "run"]
+    assert generated["lead_sheet"]["chord_coverage"] > 0.9 and np.isfinite(generated["reference_nll"])  # over changes
+    assert snapshot(pretrained.ROOT) == before
