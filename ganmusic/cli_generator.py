@@ -338,11 +338,9 @@ def evaluate(
 ):
     """Measure generated music against a reference: musical features, their distribution
     overlap, jazziness and NLL, several runs side by side; report.json, report.md and PNGs."""
-    from ganmusic import eval_report
+    from ganmusic import eval_report, pretrained
 
     sampling_config = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p)
-    from ganmusic import pretrained  # its folder is only read
-
     if against is None and all(p.is_dir() for p in inputs) and not any(ev.is_run(p) for p in inputs):
         raise UserError("no run given: say what to compare against with --against DATA")
     if against is None and pretrained.is_pretrained(inputs[0]):

@@ -1,12 +1,12 @@
-"""The pretrained default shipped inside the package: a small classifier and a small generator.
+"""The pretrained default shipped inside the package: a small classifier and a chord-reading generator.
 
 `ganmusic score` and `ganmusic sample` fall back to them when no classifier or run is given, so
 both work right after `pip install` (the generator reads chords: `ganmusic sample --changes`
-works with it, and without changes it plays over `changes.DEFAULT_FORM`). They were trained by `scripts/train_default.py` on the
-lead-sheets corpus's Weimar Jazz Database solos (ODbL 1.0) against its POP909 pop melodies (MIT);
-`about.json` says how, with their held-out results. The folders are package data and are only
-read (orbax managers opened read-only; samples go elsewhere), so an installed, read-only
-site-packages works.
+works with it, and without changes it plays over `changes.DEFAULT_FORM`). They were trained by
+`scripts/train_default.py` on the lead-sheets corpus's Weimar Jazz Database solos (ODbL 1.0)
+against its POP909 pop melodies (MIT); `about.json` says how, with their held-out results. The
+folders are package data and are only read (orbax managers opened read-only; samples go
+elsewhere), so an installed, read-only site-packages works.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ then copies what loading needs (config JSON, metrics, calibration, orbax arrays:
 state) into `--out`, replacing what is there, with `about.json` (data, licences, settings,
 held-out results).
 Same seed, same JAX version and machine type: the same weights (CPU runs are deterministic).
-About 15 minutes of a 2-core CPU.
+About 8 minutes of a 2-core CPU.
 """
 
 from __future__ import annotations
