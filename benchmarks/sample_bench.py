@@ -12,6 +12,10 @@ could reach here (at batch 64 on a CPU the arithmetic, not the loop's per-call o
 The headline is the scan's share of that ceiling, network-alone time / scan time (1.0: sampling
 costs nothing beyond the network); target >= 0.8 at batch 64 on a GPU. It runs on JAX's default
 device, named in the table. The machine may be shared: the load average is reported with the times.
+What the sampler adds per step is also listed from the compiled programs: the operations of each
+per-step loop body (on a GPU about one kernel launch each, the cost that does not shrink with the
+batch), and those the sampler has beyond the network alone's (on the 2-core CPU: the grammar
+state's table lookup and a copy of the chosen tokens).
 
     python benchmarks/sample_bench.py [--repeats 3]
 """
@@ -19,7 +23,9 @@ device, named in the table. The machine may be shared: the load average is repor
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -31,6 +37,8 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
+from ganmusic import sampling  # noqa: E402
+from ganmusic.configs import SamplingConfig  # noqa: E402
 from ganmusic.encoding import EncodingConfig, Grammar, Vocab  # noqa: E402
 from ganmusic.models import Generator, GeneratorConfig, generator_initial_carry  # noqa: E402
 from ganmusic.sampling import sample, sample_python_loop  # noqa: E402
@@ -47,8 +55,8 @@ def best_of(repeats, fn):
     return min(times), float(np.median(times))
 
 
-def network_only(params, cfg, num, repeats):
-    """The recurrence alone: `Generator.step` over given tokens in one scan."""
+def network_scan(cfg, num):
+    """The recurrence alone, jitted: `Generator.step` over given tokens [LENGTH, num] in one scan."""
     model = Generator(cfg)
 
     @jax.jit
@@ -59,9 +67,54 @@ def network_only(params, cfg, num, repeats):
 
         return jax.lax.scan(body, generator_initial_carry(cfg, num), tokens)[1]
 
-    tokens = jax.random.randint(jax.random.key(2), (LENGTH, num), 3, cfg.vocab_size)
+    return run, jax.random.randint(jax.random.key(2), (LENGTH, num), 3, cfg.vocab_size)
+
+
+def network_only(params, cfg, num, repeats):
+    run, tokens = network_scan(cfg, num)
     jax.block_until_ready(run(params, tokens))
     return best_of(repeats, lambda: jax.block_until_ready(run(params, tokens)))[0]
+
+
+FREE_OPS = {"parameter", "get-tuple-element", "tuple", "constant", "bitcast"}  # no work of their own
+
+
+def step_ops(compiled_hlo: str, carry_shape: str) -> list[str]:
+    """The operations of the per-step loop of a compiled program (the while loop whose state holds
+    `carry_shape`, e.g. "f32[64,256]"), as "opcode result-shape" (a custom call with its target):
+    on a GPU each is about one kernel launch, the per-step cost that does not shrink with batch."""
+    bodies, name = {}, None
+    for line in compiled_hlo.splitlines():
+        head = re.match(r"^(?:ENTRY )?%([\w.\-]+) .*\{\s*$", line)
+        if head:
+            name = head.group(1)
+            bodies[name] = []
+        elif line.startswith("}"):
+            name = None
+        elif name:
+            bodies[name].append(line.strip())
+    loops = re.findall(r"= (.*?) while\(.*?body=%([\w.\-]+)", compiled_hlo)
+    [body] = [b for state, b in loops if carry_shape in state and not any(" while(" in x for x in bodies[b])]
+    ops = []
+    for line in bodies[body]:
+        op = re.match(r"(?:ROOT )?%[\w.\-]+ = (.*?) ([\w\-]+)\(", line)
+        if op and op.group(2) not in FREE_OPS:
+            target = re.search(r'custom_call_target="([^"]+)"', line)
+            shape = re.sub(r"\{[^}]*\}", "", op.group(1))  # without layouts
+            ops.append(f"{op.group(2)} {shape}" + (f" {target.group(1)}" if target else ""))
+    return ops
+
+
+def loop_ops(params, cfg, enc, num) -> dict:
+    """Operations per step in the compiled sampler and in the network-alone scan."""
+    sampling_config = SamplingConfig()
+    _, state = sampling._start(params, cfg, enc, num, None)
+    sampler = sampling._sample_scan.lower(params, cfg, enc, sampling.static_filters(sampling_config),
+                                          sampling.Knobs.of(sampling_config), state, jax.random.key(1), LENGTH)
+    run, tokens = network_scan(cfg, num)
+    carry = f"f32[{num},{cfg.layers[-1]}]"
+    return {"sampler": step_ops(sampler.compile().as_text(), carry),
+            "network_only": step_ops(run.lower(params, tokens).compile().as_text(), carry)}
 
 
 def measure(params, cfg, enc, num, repeats):
@@ -102,6 +155,8 @@ def main():
     batch = measure(params, cfg, enc, 64, args.repeats)
     single = measure(params, cfg, enc, 1, args.repeats)
     load_after = os.getloadavg()[0]
+    ops = loop_ops(params, cfg, enc, 64)
+    extra = sorted((Counter(ops["sampler"]) - Counter(ops["network_only"])).elements())
 
     b, o = batch, single
     device = str(jax.devices()[0])
@@ -124,11 +179,14 @@ def main():
         ("  loop / scan, per token", f"{o['speedup']:.1f}x", ""),
         ("  ceiling: loop / network alone, per token", f"{o['speedup_ceiling']:.1f}x", ""),
         ("1 x 1024: scan's share of the ceiling", f"{o['share_of_ceiling']:.2f}", ""),
+        ("operations per step, sampler / network alone", f"{len(ops['sampler'])} / {len(ops['network_only'])}",
+         "on a GPU about one kernel each"),
+        ("  the sampler's beyond the network's (JSON: all)", ", ".join(extra) or "none", ""),
         ("loop == scan's first 128 tokens", f"{b['scan_equals_loop'] and o['scan_equals_loop']}", "True"),
         ("load average (1 min) before / after", f"{load_before:.2f} / {load_after:.2f}", f"{os.cpu_count()} cpus"),
     ]
     report("sample_bench", f"sampling: 2x256 LSTM, vocab 152, best of {args.repeats}", rows,
-           {"model": cfg.to_dict(), "device": device, "batch64": batch, "single": single,
+           {"model": cfg.to_dict(), "device": device, "batch64": batch, "single": single, "step_ops": ops,
             "load_average": [load_before, load_after]})
     sys.exit(0 if b["scan_equals_loop"] and o["scan_equals_loop"] else 1)
 
