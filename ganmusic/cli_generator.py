@@ -293,6 +293,10 @@ def sample(
     if over and changes is None:
         console.print(f"this generator reads chords: it plays over {over['form']} (--changes for other changes)",
                       highlight=False)
+    elif primer is not None and songs.chord_conditioned(runs.load_run_config(run)):
+        console.print("note: this generator reads chords, and after a primer it plays over none: such songs are far "
+                      "from real solos (README, \"The pretrained default\"); without --primer it plays over changes",
+                      highlight=False)
     table = Table(title=f"{num} samples from {source} ({checkpoint}{', calibrated' if summary['calibrated'] else ''})" + (
         f" over {over['form']}: {over['bars']} bars, {over['choruses']} chorus{'es' if over['choruses'] > 1 else ''}"
         if over else ""))

@@ -11,7 +11,7 @@ import numpy as np
 import pretty_midi
 import pytest
 
-from conftest import run_cli, write_midi
+from conftest import run_cli, swing_line, write_midi
 from ganmusic import changes as chg
 from ganmusic import encoding as enc
 from ganmusic import chords as ch
@@ -384,3 +384,9 @@ def test_a_chord_reading_generator_given_no_changes_plays_over_the_default_form(
     assert asked["changes"]["choruses"] == 3 and asked["changes"]["bars"] == 36
     # --length 768 (the default): 64 beats of room, two choruses
     assert songs.generate_songs(chord_run, tmp_path / "long", num=1, png=False)["changes"]["choruses"] == 2
+    # A primer decides where the song starts: no changes then, and the command says what that costs.
+    primer = write_midi(tmp_path / "primer.mid", swing_line(0, n=12))
+    primed = run_cli("sample", chord_run, "--primer", primer, "--num", 1, "--length", 60, "--no-png", "--out",
+                     tmp_path / "primed")
+    assert primed.returncode == 0, primed.stderr
+    assert "plays over none" in primed.stderr and "changes" not in json.loads((tmp_path / "primed" / "summary.json").read_text())
