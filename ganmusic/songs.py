@@ -167,6 +167,9 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
         if choruses == 1:
             beats = bars * BEATS_PER_BAR if bars is not None else length / tokens_for_beats(1)
             choruses = max(1, int(np.ceil(beats / changes.beats)))
+            if choruses > changes_lib.MAX_CHORUSES:
+                raise GanmusicError(f"{beats:g} beats are {choruses} choruses of {changes.name}, more than "
+                                    f"{changes_lib.MAX_CHORUSES}: ask for fewer bars or tokens")
         bars = None
     if changes is None and choruses != 1:
         raise GanmusicError(f"choruses {choruses}: choruses repeat changes, and none were given")

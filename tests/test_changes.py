@@ -384,6 +384,8 @@ def test_a_chord_reading_generator_given_no_changes_plays_over_the_default_form(
     assert asked["changes"]["choruses"] == 3 and asked["changes"]["bars"] == 36
     # --length 768 (the default): 64 beats of room, two choruses
     assert songs.generate_songs(chord_run, tmp_path / "long", num=1, png=False)["changes"]["choruses"] == 2
+    too_long = run_cli("sample", chord_run, "--bars", 2000, "--out", tmp_path / "long")
+    assert_one_line_error(too_long, "8000 beats", "167 choruses of blues-f", "fewer bars", code=2)
     # A primer decides where the song starts: no changes then, and the command says what that costs.
     primer = write_midi(tmp_path / "primer.mid", swing_line(0, n=12))
     primed = run_cli("sample", chord_run, "--primer", primer, "--num", 1, "--length", 60, "--no-png", "--out",
