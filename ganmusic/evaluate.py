@@ -57,13 +57,21 @@ def is_run(path: Path) -> bool:
 
 def chunk_sequence(tokens: np.ndarray, vocab: Vocab, length: int) -> list[np.ndarray]:
     """Notes of a sequence cut into pieces of `length // 3` notes (`BOS` first); a last piece
-    shorter than half that is dropped, unless it is the only one."""
+    shorter than half that is dropped, unless it is the only one. Every piece starts in its
+    first note's place in the beat, as the sequence's first does: its first SHIFT counts from
+    the beat the note is in, not from the note before it, which the piece no longer holds
+    (else the beat-phase features of all but a song's first piece would be those of a shifted
+    grid)."""
     tokens = np.asarray(tokens, dtype=np.int64)
     types = vocab.token_type[tokens]
-    body = tokens[(types == enc.T_SHIFT) | (types == enc.T_PITCH) | (types == enc.T_DUR)]
+    body = tokens[(types == enc.T_SHIFT) | (types == enc.T_PITCH) | (types == enc.T_DUR)].copy()
     body = body[: len(body) - len(body) % 3]
+    onsets = np.cumsum(vocab.token_value[body[0::3]])  # the notes' grid steps from the sequence's start
     per_chunk = max(length // 3, 1) * 3
-    pieces = [body[i : i + per_chunk] for i in range(0, len(body), per_chunk)]
+    starts = list(range(0, len(body), per_chunk))
+    for start in starts[1:]:
+        body[start] = vocab.shift_token(int(onsets[start // 3] % vocab.config.steps_per_beat))
+    pieces = [body[i : i + per_chunk] for i in starts]
     if len(pieces) > 1 and len(pieces[-1]) < per_chunk // 2:
         pieces.pop()
     return [np.concatenate([[enc.BOS], p]).astype(np.int32) for p in pieces if len(p)]

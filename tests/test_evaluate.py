@@ -46,6 +46,12 @@ def test_chunks_have_the_same_length_and_decode():
     assert all(c[0] == enc.BOS for c in chunks)
     assert sum(len(enc.tokens_to_notes(c, VOCAB)) for c in chunks) == 50
     assert [len(c) for c in evaluate.chunk_sequence(tokens[:40], VOCAB, 60)] == [40]  # 13 notes: one short chunk
+    # Each chunk keeps its notes' places in the beat (here: notes every half beat from beat 0).
+    spb = VOCAB.config.steps_per_beat
+    for k, chunk in enumerate(chunks):
+        decoded = enc.tokens_to_notes(chunk, VOCAB)
+        assert [n.onset % spb for n in decoded] == [n.onset % spb for n in notes[20 * k: 20 * k + len(decoded)]]
+        assert [n.pitch for n in decoded] == [n.pitch for n in notes[20 * k: 20 * k + len(decoded)]]
 
 
 def test_evaluate_run_and_midi_folder_side_by_side(setup, monkeypatch):
