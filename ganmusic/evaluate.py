@@ -3,11 +3,11 @@
 Each source (a run's samples, or a folder of MIDI files) and the reference (by default the
 held-out jazz test split of the first run's corpus) is cut into chunks of the same number of
 tokens, so length-dependent features compare like with like. A chord-conditioned run plays over
-the reference's own changes. Per chunk: the features of
-`metrics.FEATURES`, the longest repeated token n-gram and the share of 8-note n-grams copied from
-the training split. Per source: feature means, Yang and Lerch's overlapping area and KL divergence
-against the reference, their mean ("closeness"), jazziness by an independent classifier and by
-the scikit-learn baseline, and the NLL of the reference under each run's generator.
+the reference's own changes. Per chunk: the features of `metrics.FEATURES`, the longest repeated
+token n-gram and the share of 8-note n-grams copied from the training split. Per source: feature
+means, Yang and Lerch's overlapping area and KL divergence against the reference, their mean
+("closeness"), jazziness by an independent classifier and by the scikit-learn baseline, and the
+NLL of the reference under each run's generator.
 """
 
 from __future__ import annotations
@@ -49,19 +49,14 @@ class Source:
     errors: list[dict] = field(default_factory=list)
 
 
-def is_run(path: Path) -> bool:
-    """A run folder: config.json and checkpoints (best/ alone: the pretrained default, or a run copied without
-    its optimizer state)."""
+def is_run(path: Path) -> bool:  # best/ without checkpoints/: the pretrained default, a run copied without them
     return (path / "config.json").is_file() and ((path / "checkpoints").exists() or (path / "best").exists())
 
 
 def chunk_sequence(tokens: np.ndarray, vocab: Vocab, length: int) -> list[np.ndarray]:
-    """Notes of a sequence cut into pieces of `length // 3` notes (`BOS` first); a last piece
-    shorter than half that is dropped, unless it is the only one. Every piece starts in its
-    first note's place in the beat, as the sequence's first does: its first SHIFT counts from
-    the beat the note is in, not from the note before it, which the piece no longer holds
-    (else the beat-phase features of all but a song's first piece would be those of a shifted
-    grid)."""
+    """Notes of a sequence cut into pieces of `length // 3` notes (`BOS` first; a last piece under
+    half that is dropped, unless the only one). A piece's first SHIFT counts from the beat its note
+    is in, not from the note before it (not in the piece): the notes keep their places in the beat."""
     tokens = np.asarray(tokens, dtype=np.int64)
     types = vocab.token_type[tokens]
     body = tokens[(types == enc.T_SHIFT) | (types == enc.T_PITCH) | (types == enc.T_DUR)].copy()
@@ -69,11 +64,9 @@ def chunk_sequence(tokens: np.ndarray, vocab: Vocab, length: int) -> list[np.nda
     onsets = np.cumsum(vocab.token_value[body[0::3]])  # the notes' grid steps from the sequence's start
     per_chunk = max(length // 3, 1) * 3
     starts = list(range(0, len(body), per_chunk))
-    for start in starts[1:]:
-        body[start] = vocab.shift_token(int(onsets[start // 3] % vocab.config.steps_per_beat))
+    body[starts[1:]] = [vocab.shift_token(int(onsets[i // 3] % vocab.config.steps_per_beat)) for i in starts[1:]]
     pieces = [body[i : i + per_chunk] for i in starts]
-    if len(pieces) > 1 and len(pieces[-1]) < per_chunk // 2:
-        pieces.pop()
+    pieces = pieces[:-1] if len(pieces) > 1 and len(pieces[-1]) < per_chunk // 2 else pieces
     return [np.concatenate([[enc.BOS], p]).astype(np.int32) for p in pieces if len(p)]
 
 
