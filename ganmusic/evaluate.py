@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganmusic import changes, data, metrics, parsing, realism, windows
+from ganmusic import changes, data, lead_sheets, metrics, parsing, realism, windows
 from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Vocab
 from ganmusic.eval_report import SCALAR_FEATURES, markdown, write_chunks_csv
@@ -59,12 +59,12 @@ def chunk_sequence(tokens: np.ndarray, vocab: Vocab, length: int) -> list[np.nda
     is in, not from the note before it (not in the piece): the notes keep their places in the beat."""
     tokens = np.asarray(tokens, dtype=np.int64)
     types = vocab.token_type[tokens]
-    body = tokens[(types == enc.T_SHIFT) | (types == enc.T_PITCH) | (types == enc.T_DUR)].copy()
+    body = tokens[(types == enc.T_SHIFT) | (types == enc.T_PITCH) | (types == enc.T_DUR)]
     body = body[: len(body) - len(body) % 3]
-    onsets = np.cumsum(vocab.token_value[body[0::3]])  # the notes' grid steps from the sequence's start
+    onsets = lead_sheets.note_positions(body, vocab)  # each token's note's grid step from the sequence's start
     per_chunk = max(length // 3, 1) * 3
     starts = list(range(0, len(body), per_chunk))
-    body[starts[1:]] = [vocab.shift_token(int(onsets[i // 3] % vocab.config.steps_per_beat)) for i in starts[1:]]
+    body[starts[1:]] = [vocab.shift_token(int(onsets[i] % vocab.config.steps_per_beat)) for i in starts[1:]]
     pieces = [body[i : i + per_chunk] for i in starts]
     pieces = pieces[:-1] if len(pieces) > 1 and len(pieces[-1]) < per_chunk // 2 else pieces
     return [np.concatenate([[enc.BOS], p]).astype(np.int32) for p in pieces if len(p)]
@@ -149,7 +149,7 @@ def sample_run(run_dir: Path, config, params, num: int, length: int, seed: int, 
     MIDI holds the symbols (no comping: read again, the folder gives the same notes and chords)."""
     import jax
 
-    from ganmusic import lead_sheets, sampling, songs
+    from ganmusic import sampling, songs
 
     vocab, spb = Vocab(config.encoding), config.encoding.steps_per_beat
     tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num,
