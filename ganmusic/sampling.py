@@ -101,7 +101,8 @@ def step_noise(rng, t, num: int, vocab_size: int):
 
 
 class Knobs(NamedTuple):
-    """The numeric settings as traced scalars, so changing them never recompiles."""
+    """The numeric settings as numpy scalars: traced by `jit`, so changing them never recompiles,
+    and made on the host, so a call to `sample` starts no device work before its scan."""
 
     temperature: jax.Array
     top_p: jax.Array
@@ -112,17 +113,35 @@ class Knobs(NamedTuple):
     @classmethod
     def of(cls, sampling: SamplingConfig) -> "Knobs":
         penalty = min(math.log(sampling.repetition_penalty), MAX_PENALTY)
-        return cls(*(jnp.asarray(x, jnp.float32) for x in (sampling.temperature, sampling.top_p,
-                                                           sampling.argmax_mix, penalty)),
-                   jnp.asarray(sampling.allow_eos))
+        return cls(*(np.float32(x) for x in (sampling.temperature, sampling.top_p, sampling.argmax_mix, penalty)),
+                   np.bool_(sampling.allow_eos))
 
 
-def choose_tokens(logits, bias, noise, knobs: Knobs, top_k: int = 0, nucleus: bool = False, mixing: bool = False):
+def argmax_carrying(scores, payload):
+    """`jnp.argmax(scores, -1)` (ties to the lowest index, NaN counting as the largest) and
+    `payload` [..., V] at it, from one reduction: on a GPU the payload's lookup joins the argmax's
+    kernel instead of launching one of its own after it, once per sampling step."""
+    index = jax.lax.broadcasted_iota(jnp.int32, scores.shape, scores.ndim - 1)
+
+    def pick(a, b):  # jax's own argmax rule, with the payload riding along
+        (a_value, a_index, a_payload), (b_value, b_index, b_payload) = a, b
+        a_wins = (a_value > b_value) | (a_value != a_value)
+        a_index_wins = a_wins | ((a_value == b_value) & (a_index < b_index))
+        return (jnp.where(a_wins, a_value, b_value), jnp.where(a_index_wins, a_index, b_index),
+                jnp.where(a_index_wins, a_payload, b_payload))
+
+    init = (jnp.array(-jnp.inf, scores.dtype), jnp.array(0, jnp.int32), jnp.zeros((), payload.dtype))
+    _, best, carried = jax.lax.reduce((scores, index, payload), init, pick, (scores.ndim - 1,))
+    return best, carried
+
+
+def choose_tokens(logits, bias, noise, knobs: Knobs, top_k: int = 0, nucleus: bool = False, mixing: bool = False,
+                  payload=None):
     """One sampling decision: logits [B, V], this step's `GrammarTables.bias` rows [B, V] and
     `step_noise` -> ids [B] int32. `top_k`, `nucleus` (whether `knobs.top_p` filters) and
     `mixing` (whether `knobs.argmax_mix` can pick the argmax) are static: a step without them
     has no sort, no second argmax and no branch (on a GPU a traced branch costs a device-to-host
-    read of its predicate every step)."""
+    read of its predicate every step). With `payload` [B, V], returns (ids, payload at ids)."""
     logits = logits.astype(jnp.float32) + bias  # grammar mask and repetition penalty
 
     scaled = logits / knobs.temperature
@@ -142,11 +161,16 @@ def choose_tokens(logits, bias, noise, knobs: Knobs, top_k: int = 0, nucleus: bo
         scaled = keep_nucleus(scaled)
 
     gumbel, uniform = noise
-    sampled = jnp.argmax(scaled + gumbel, axis=-1).astype(jnp.int32)  # = jax.random.categorical(key, scaled)
+    if payload is None:
+        payload = jnp.zeros(logits.shape, jnp.int32)  # unused, so compiled away
+        return choose_tokens(logits, bias, noise, knobs, top_k, nucleus, mixing, payload)[0]
+    # argmax(scaled + gumbel) is jax.random.categorical(key, scaled)
+    sampled = argmax_carrying(scaled + gumbel, payload)
     if not mixing:
         return sampled
-    greedy = jnp.argmax(logits, axis=-1).astype(jnp.int32)
-    return jnp.where(uniform < knobs.argmax_mix, greedy, sampled)
+    greedy = argmax_carrying(logits, payload)
+    mix = uniform < knobs.argmax_mix
+    return jnp.where(mix, greedy[0], sampled[0]), jnp.where(mix, greedy[1], sampled[1])
 
 
 def _step(params, gen_config, encoding_config, filters, knobs, bias, state, noise):
@@ -154,8 +178,8 @@ def _step(params, gen_config, encoding_config, filters, knobs, bias, state, nois
     (network carry, grammar table index, token); `bias` is `GrammarTables.bias(knobs)`."""
     carry, gstate, token = state
     carry, logits = Generator(gen_config).apply({"params": params}, carry, token, method="step")
-    token = choose_tokens(logits, bias[gstate], noise, knobs, *filters)
-    gstate = jnp.asarray(_tables(encoding_config).next_state)[gstate, token]
+    token, gstate = choose_tokens(logits, bias[gstate], noise, knobs, *filters,
+                                  payload=jnp.asarray(_tables(encoding_config).next_state)[gstate])
     return (carry, gstate, token), token
 
 
@@ -192,11 +216,11 @@ def _step_changes(params, gen_config, encoding_config, filters, knobs, bias, ste
     tables, changes = _tables(encoding_config), Changes.of(encoding_config)
     row = fed_rows(step_cond, pos, token, changes.is_note)
     carry, logits = Generator(gen_config).apply({"params": params}, carry, token, row, method="step")
-    chosen = choose_tokens(logits, bias[gstate], noise, knobs, *filters)
+    chosen, gstate = choose_tokens(logits, bias[gstate], noise, knobs, *filters,
+                                   payload=jnp.asarray(tables.next_state)[gstate])
     new_pos = pos + jnp.asarray(changes.shift)[chosen]
     ends = jnp.asarray(changes.is_shift)[chosen] & (new_pos >= step_cond.shape[1])
     out = jnp.where(done, PAD, jnp.where(ends, EOS, chosen)).astype(jnp.int32)
-    gstate = jnp.asarray(tables.next_state)[gstate, chosen]
     done = done | (out == EOS)
     return (carry, gstate, out, jnp.where(done, pos, new_pos), done), out
 
@@ -224,6 +248,8 @@ def static_filters(sampling: SamplingConfig) -> tuple[int, bool, bool]:
 @functools.partial(jax.jit, static_argnames=("gen_config", "encoding_config", "filters", "length"))
 def _sample_scan(params, gen_config, encoding_config, filters, knobs, state, rng, length, step_cond=None):
     num, vocab_size = state[2].shape[0], gen_config.vocab_size
+    if state[0] is None:  # no primer: the zero carry, made here rather than by eager ops per call
+        state = (generator_initial_carry(gen_config, num),) + tuple(state[1:])
     bias = _tables(encoding_config).bias(knobs)
     if step_cond is None:
         body = functools.partial(_step, params, gen_config, encoding_config, filters, knobs, bias)
@@ -253,7 +279,9 @@ def _step_jit(params, gen_config, encoding_config, filters, knobs, state, rng, t
 
 def _start(params, gen_config, encoding_config, num, primer, step_cond=None):
     """Primer [num, P] (default BOS) and the loop state after it: (carry, grammar table index,
-    token), and with `step_cond` [num, S, K] also the primer's last grid position and done."""
+    token), and with `step_cond` [num, S, K] also the primer's last grid position and done. All
+    but a primed carry are numpy arrays, and without a primer the carry is None (the zero state,
+    which `_sample_scan` makes): on a GPU each eager array op here cost as much as ten steps."""
     grammar = _grammar(encoding_config)
     if primer is None:
         primer = np.array([BOS], np.int32)
@@ -271,14 +299,11 @@ def _start(params, gen_config, encoding_config, num, primer, step_cond=None):
         is_note = Changes.of(encoding_config).is_note[primer[0]]
         primer_cond = np.where(is_note[None, :, None], np.asarray(step_cond)[:, np.clip(pos, 0, step_cond.shape[1] - 1)],
                                ls.NO_COND).astype(np.int32)
-    if primer.shape[1] > 1:
-        carry = _warm(params, gen_config, jnp.asarray(primer), primer_cond)
-    else:
-        carry = generator_initial_carry(gen_config, num)
-    gstate = jnp.full((num,), _tables(encoding_config).index(*grammar.state_after(primer[0, 1:])), jnp.int32)
-    state = (carry, gstate, jnp.asarray(primer[:, -1]))
+    carry = _warm(params, gen_config, jnp.asarray(primer), primer_cond) if primer.shape[1] > 1 else None
+    gstate = np.full((num,), _tables(encoding_config).index(*grammar.state_after(primer[0, 1:])), np.int32)
+    state = (carry, gstate, primer[:, -1].copy())
     if step_cond is not None:
-        state += (jnp.full((num,), int(pos[-1]), jnp.int32), jnp.zeros((num,), bool))
+        state += (np.full((num,), int(pos[-1]), np.int32), np.zeros((num,), bool))
     return primer, state
 
 
@@ -306,7 +331,7 @@ def sample(params, gen_config: GeneratorConfig, encoding_config: EncodingConfig,
     if length <= 0:
         return np.array(primer)
     tokens = _sample_scan(params, gen_config, encoding_config, static_filters(sampling), Knobs.of(sampling),
-                          state, rng, int(length), None if step_cond is None else jnp.asarray(step_cond))
+                          state, rng, int(length), step_cond)
     return np.concatenate([primer, np.asarray(tokens)], axis=1).astype(np.int32)
 
 
@@ -315,6 +340,8 @@ def sample_python_loop(params, gen_config: GeneratorConfig, encoding_config: Enc
                        primer=None) -> np.ndarray:
     """`sample`, one jitted step per token from Python: same keys, same algorithm, same output."""
     primer, state = _start(params, gen_config, encoding_config, num, primer)
+    if state[0] is None:
+        state = (generator_initial_carry(gen_config, num),) + state[1:]
     out, knobs = [], Knobs.of(sampling)
     for t in range(int(length)):
         state, token = _step_jit(params, gen_config, encoding_config, static_filters(sampling), knobs, state, rng, t)
