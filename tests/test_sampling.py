@@ -7,8 +7,8 @@ from ganmusic.encoding import (BOS, EOS, PAD, T_BOS, T_DUR, T_PITCH, EncodingCon
                                notes_to_tokens, tokens_to_notes)
 from ganmusic.models import Generator, GeneratorConfig, generator_initial_carry
 from ganmusic import sampling
-from ganmusic.sampling import (GrammarTables, Knobs, SamplingConfig, _sample_scan, choose_tokens, sample,
-                               sample_python_loop, step_noise)
+from ganmusic.sampling import (GrammarTables, Knobs, SamplingConfig, _sample_scan, argmax_carrying, choose_tokens,
+                               sample, sample_python_loop, step_noise)
 
 ENC = EncodingConfig()
 VOCAB = Vocab(ENC)
@@ -196,6 +196,18 @@ def test_sampling_config_validation():
                 dict(argmax_mix=1.5), dict(repetition_penalty=0.0)):
         with pytest.raises(ValueError):
             SamplingConfig(**bad)
+
+
+def test_argmax_carrying_is_jnp_argmax_with_its_payload():
+    # Small integer scores tie often; -inf rows, and a NaN (which jnp.argmax counts as the largest).
+    scores = jax.random.randint(jax.random.key(3), (64, 40), 0, 4).astype(jnp.float32)
+    scores = scores.at[5].set(-jnp.inf).at[6, 17].set(jnp.nan).at[7, :30].set(-jnp.inf)
+    payload = jax.random.randint(jax.random.key(4), (64, 40), 0, 1000)
+    best, carried = jax.jit(argmax_carrying)(scores, payload)
+    expected = jnp.argmax(scores, axis=-1)
+    np.testing.assert_array_equal(best, expected)
+    np.testing.assert_array_equal(carried, jnp.take_along_axis(payload, expected[:, None], axis=1)[:, 0])
+    assert best[6] == 17 and best[5] == 0
 
 
 def test_draw_is_jax_random_categorical():
