@@ -10,6 +10,11 @@ round so that other load on a shared machine falls on all alike):
   `sampling.sample` for the same 256 x 768 tokens; the time of that call, compile included, as
   the command pays it (its warm time, a second call, is reported beside it).
 
+A fourth process runs the end-to-end command again with its phases timed (the command's own code,
+with `runs.restore_params` and `sampling.sample` wrapped in timestamps), so the table says where the
+time beyond the generation goes: imports before the restore, the restore, the sampling, the writing
+after it (and the writers' shutdown), and Python's start-up and exit.
+
 The headline is end to end / generation alone; target <= 2x. The run is RUN (`--run`), or else
 a fresh one trained for a few MLE steps with the default generator (2x256 LSTM) on the shared
 jazz-vs-folk data: the timing needs a real checkpoint of the default size, not a good one.
@@ -53,6 +58,48 @@ print(json.dumps({"imports_and_restore": t1 - t0, "generation": times[0], "gener
                   "device": str(jax.devices()[0])}))
 """
 
+PHASES = r"""
+import json, sys, time
+t0 = time.perf_counter()
+marks = {}
+from ganmusic import cli, runs, sampling
+marks["imports"] = time.perf_counter() - t0
+
+
+def stamped(module, name):
+    inner = getattr(module, name)
+
+    def wrapper(*args, **kwargs):
+        marks.setdefault(name + "_start", time.perf_counter() - t0)
+        out = inner(*args, **kwargs)
+        marks[name + "_done"] = time.perf_counter() - t0
+        return out
+    setattr(module, name, wrapper)
+
+
+stamped(runs, "restore_params")
+stamped(sampling, "sample")
+sys.argv = ["ganmusic"] + sys.argv[1:]
+try:
+    cli.app()
+except SystemExit as stop:
+    assert not stop.code, stop.code
+marks["command_done"] = time.perf_counter() - t0
+print(json.dumps(marks))
+"""
+
+
+def phases(command: list[str]) -> dict:
+    """The end-to-end command with its phases timed (PHASES), as seconds per phase."""
+    wall, out = timed([sys.executable, "-c", PHASES] + command)
+    m = json.loads(out.splitlines()[-1])
+    return {"imports and checks": m["restore_params_start"],
+            "restore": m["restore_params_done"] - m["restore_params_start"],
+            "restore to sampling (writers start)": m["sample_start"] - m["restore_params_done"],
+            "sampling (compile included)": m["sample_done"] - m["sample_start"],
+            "writing after sampling": m["command_done"] - m["sample_done"],
+            "Python start-up and exit": wall - m["command_done"], "end to end": wall}
+
 
 def timed(command: list[str]) -> tuple[float, str]:
     t = time.perf_counter()
@@ -89,11 +136,12 @@ def main() -> None:
         "end to end, --no-png": lambda k: timed(sample + ["--no-png", "--out", str(scratch / f"nopng-{k}")])[0],
         "generation alone": lambda k: json.loads(timed([sys.executable, "-c", GENERATE, str(run), str(args.num),
                                                         str(args.length)])[1].splitlines()[-1]),
+        "end to end, phases": lambda k: phases(sample[3:] + ["--out", str(scratch / f"phases-{k}")]),
     }
     results: dict[str, list] = {name: [] for name in sides}
     names = list(sides)
     for k in range(args.rounds):
-        for name in names[k % 3:] + names[:k % 3]:
+        for name in names[k % len(names):] + names[:k % len(names)]:
             results[name].append(sides[name](k))
             print(f"round {k}: {name}: {results[name][-1]}", flush=True)
 
@@ -104,6 +152,7 @@ def main() -> None:
     setup = min(r["imports_and_restore"] for r in results["generation alone"])
     e2e, e2e_nopng = min(results["end to end"]), min(results["end to end, --no-png"])
     device = results["generation alone"][0]["device"]
+    fastest_phases = min(results["end to end, phases"], key=lambda r: r["end to end"])
     rows = [
         ("device", device, ""),
         ("songs written (MIDI / PNG)", f"{songs} / {pngs}", f"{args.num} / {args.num}"),
@@ -112,6 +161,8 @@ def main() -> None:
         ("generation alone, warm", f"{warm:.1f} s", ""),
         ("end to end", f"{e2e:.1f} s", ""),
         ("end to end, --no-png", f"{e2e_nopng:.1f} s", ""),
+        ("one more end-to-end call, its phases", f"{fastest_phases['end to end']:.1f} s", ""),
+        *((f"  {phase}", f"{seconds:.1f} s", "") for phase, seconds in fastest_phases.items() if phase != "end to end"),
         ("end to end / generation", f"{e2e / generation:.2f}x", "<= 2x"),
         ("end to end --no-png / generation", f"{e2e_nopng / generation:.2f}x", "<= 2x"),
     ]
