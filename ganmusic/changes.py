@@ -29,8 +29,8 @@ FORMS = Path(__file__).resolve().parent / "forms"  # shipped forms: NAME.txt
 MIDI_SUFFIXES = (".mid", ".midi", ".kar")
 MAX_CHORUSES = 100
 MAX_FORM_BEATS = 4096  # one chorus; hours of music at any tempo
-# What a generator that reads chords plays over when given no changes (nor a primer): over no
-# chords at all it plays what it never heard in training (measured in the README).
+# What a generator that reads chords plays over when given no changes (after a primer too): over
+# no chords at all it plays what it never heard in training (measured in the README).
 DEFAULT_FORM = "blues-f"
 
 

@@ -245,10 +245,10 @@ def sample(
                                                "the bar, 3/4 sets the meter), a text file of such lines, a MIDI file with "
                                                "chord text/marker/lyric events, or a shipped form: "
                                                f"{', '.join(shipped_forms())}. Songs last as long as the changes; "
-                                               "the MIDI gets a comping track and the chord symbols. Without it "
-                                               "(and without --primer) a chord-reading generator, such as the "
+                                               "the MIDI gets a comping track and the chord symbols; a --primer is their "
+                                               "first beats. Without it a chord-reading generator, such as the "
                                                f"pretrained default, plays over {DEFAULT_FORM}, as many "
-                                               "choruses as last --length or --bars."),
+                                               "choruses as last the primer and --length or --bars."),
     choruses: int = typer.Option(1, help="Play the changes this many times."),
     comping: bool = typer.Option(True, "--comping/--no-comping", help="With --changes: a second track voicing the chords."),
     temperature: float = typer.Option(default(SamplingConfig, "temperature")),
@@ -258,7 +258,9 @@ def sample(
                                      help="Take the most likely token with this probability."),
     repetition_penalty: float = typer.Option(default(SamplingConfig, "repetition_penalty"),
                                              help="Divide the odds of repeating the last pitch by this."),
-    primer: Optional[Path] = typer.Option(None, help="A MIDI file the songs continue."),
+    primer: Optional[Path] = typer.Option(None, help="A MIDI file the songs continue (over changes: their first "
+                                                     "beats; its own chord symbols are not read: give the same file "
+                                                     "as --changes for them)."),
     primer_in_output: bool = typer.Option(True, "--primer-in-output/--no-primer-in-output"),
     tempo: float = typer.Option(120.0, help="Tempo of the written MIDI (BPM)."),
     wav: bool = typer.Option(False, "--wav", help="Also render audio with pretty_midi's built-in synthesizer."),
@@ -292,10 +294,6 @@ def sample(
     over = summary.get("changes")
     if over and changes is None:
         console.print(f"this generator reads chords: it plays over {over['form']} (--changes for other changes)",
-                      highlight=False)
-    elif primer is not None and songs.chord_conditioned(runs.load_run_config(run)):
-        console.print("note: this generator reads chords, and after a primer it plays over none: such songs are far "
-                      "from real solos (README, \"The pretrained default\"); without --primer it plays over changes",
                       highlight=False)
     table = Table(title=f"{num} samples from {source} ({checkpoint}{', calibrated' if summary['calibrated'] else ''})" + (
         f" over {over['form']}: {over['bars']} bars, {over['choruses']} chorus{'es' if over['choruses'] > 1 else ''}"

@@ -141,9 +141,11 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
     see `changes.load_form`), played `choruses` times, makes every song an improvisation over
     them, as long as they are: the run's generator must read chords. Each MIDI file then holds
     the melody, a comping track (unless `comping` is False) and the chord symbols, and
-    `summary.json` records the changes. A generator that reads chords, given no changes and no
-    primer, plays over `changes.DEFAULT_FORM`: `choruses` times, or (at 1) as many choruses as last
-    `bars` or `length` tokens."""
+    `summary.json` records the changes. A generator that reads chords, given no changes, plays
+    over `changes.DEFAULT_FORM`: `choruses` times, or (at 1) as many choruses as last the primer
+    and then `bars` or `length` tokens. Over changes a primer is the song's first beats (its own
+    chord symbols are not read: give the same file as `changes` for them); without
+    `primer_in_output` its notes are left out but not its beats."""
     import jax
 
     from ganmusic import changes as changes_lib
@@ -161,11 +163,20 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
         if not ok:
             raise GanmusicError(f"{what} {value} is out of range (num 1-{MAX_NUM:,} songs, length 3-{MAX_LENGTH:,} "
                                 f"tokens, bars 1-{MAX_LENGTH // tokens_for_bars(1):,}, tempo 10-400 BPM)")
-    form = None
-    if changes is None and primer is None and chord_conditioned(load_run_config(run_dir)):
+    run_config = load_run_config(run_dir)
+    spb = run_config.encoding.steps_per_beat
+    form, primer_tokens, primer_steps = None, None, 0
+    if primer is not None:  # read first: over changes it takes the first beats
+        primer_tokens = enc.encode_file(primer, run_config.encoding)[:-1]  # drop EOS: the song goes on
+        primed = enc.tokens_to_notes(primer_tokens, Vocab(run_config.encoding))
+        if not primed:
+            raise GanmusicError(f"{primer}: the primer has no usable notes")
+        primer_steps = max(n.onset + n.duration for n in primed)
+    if changes is None and chord_conditioned(run_config):
         changes = changes_lib.load_form(changes_lib.DEFAULT_FORM)
         if choruses == 1:
             beats = bars * BEATS_PER_BAR if bars is not None else length / tokens_for_beats(1)
+            beats += primer_steps / spb
             choruses = max(1, int(np.ceil(beats / changes.beats)))
             if choruses > changes_lib.MAX_CHORUSES:
                 raise GanmusicError(f"{beats:g} beats are {choruses} choruses of {changes.name}, more than "
@@ -174,30 +185,27 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
     if changes is None and choruses != 1:
         raise GanmusicError(f"choruses {choruses}: choruses repeat changes, and none were given")
     if changes is not None:
-        if bars is not None or primer is not None:
-            raise GanmusicError("the changes set where every song starts and how long it is: "
-                                "give no bars or primer with them")
+        if bars is not None:
+            raise GanmusicError("the changes set how long every song is: give no bars with them "
+                                "(choruses repeat them)")
         form = changes if isinstance(changes, changes_lib.Form) else changes_lib.load_form(changes)
         form = form.repeat(choruses)
         if tokens_for_beats(form.beats) > MAX_LENGTH:
             raise GanmusicError(f"{form.beats:g} beats of changes are too long a song (at most "
                                 f"{MAX_LENGTH // tokens_for_beats(1):,} beats)")
-        if not chord_conditioned(load_run_config(run_dir)):
+        if not chord_conditioned(run_config):
             raise GanmusicError(f"{run_dir}: its generator was trained without chords, so it cannot follow "
                                 "changes; train one on a corpus with chord symbols (ganmusic train-gan "
                                 "../shared/data/lead-sheets: a corpus with chords trains a chord-reading generator)")
+        if primer_steps >= form.steps(spb):
+            raise GanmusicError(f"{primer}: the primer lasts as long as the changes ({form.beats:g} beats) or "
+                                "longer; play more choruses or give longer changes")
     out_dir = Path(out_dir) if out_dir is not None else None
     if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
         raise GanmusicError(f"{out_dir}: exists and is not a folder; choose another output folder")
     config, raw = restore_params(run_dir, checkpoint, calibrated=False)
     params = with_calibration(run_dir, raw)
     vocab = Vocab(config.encoding)
-    spb = config.encoding.steps_per_beat
-    primer_tokens = None
-    if primer is not None:
-        primer_tokens = enc.encode_file(primer, config.encoding)[:-1]  # drop EOS: the song goes on
-        if len(primer_tokens) < 2:
-            raise GanmusicError(f"{primer}: the primer has no usable notes")
     length = tokens_for_bars(bars) if bars is not None else length
     step_cond = None
     if form is not None:  # every song plays over the changes and ends with them
@@ -260,8 +268,11 @@ class SongJob:
         from ganmusic.changes import in_form
 
         row, path = job
-        notes = song_notes(row, _vocab(self.encoding), self.primer_notes, self.bars, self.keep_primer)
+        # Over changes the song keeps its timeline: a primer left out leaves its beats.
+        notes = song_notes(row, _vocab(self.encoding), self.primer_notes, self.bars,
+                           self.keep_primer or self.form is not None)
         if self.form is not None:
+            notes = notes[0 if self.keep_primer else self.primer_notes:]
             notes = in_form(notes, self.form, self.encoding.steps_per_beat)
         path = write_song(notes, self.encoding, path, self.tempo, png=self.png, wav=self.wav,
                           title=f"{self.title} {Path(path).stem}", primer_notes=self.shown_primer, form=self.form,

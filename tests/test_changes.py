@@ -289,7 +289,7 @@ def test_changes_for_a_generator_without_chords_is_one_line_saying_how_to_train_
 @pytest.mark.parametrize("args, names", [
     (["--changes", "F7 | Hm7 |"], ["bar 2", "'Hm7'"]),
     (["--changes", "blues-f", "--choruses", "0"], ["choruses 0"]),
-    (["--changes", "blues-f", "--bars", "4"], ["no bars or primer"]),
+    (["--changes", "blues-f", "--bars", "4"], ["no bars"]),
     (["--changes", "missing.mid"], ["missing.mid", "no such file"]),
     (["--choruses", "2"], ["choruses 2", "none were given"]),
 ])
@@ -386,9 +386,33 @@ def test_a_chord_reading_generator_given_no_changes_plays_over_the_default_form(
     assert songs.generate_songs(chord_run, tmp_path / "long", num=1, png=False)["changes"]["choruses"] == 2
     too_long = run_cli("sample", chord_run, "--bars", 2000, "--out", tmp_path / "long")
     assert_one_line_error(too_long, "8000 beats", "167 choruses of blues-f", "fewer bars", code=2)
-    # A primer decides where the song starts: no changes then, and the command says what that costs.
+
+
+def test_a_primer_is_the_first_beats_of_the_changes(chord_run, tmp_path):
+    # 12 notes in 6 beats: with --bars 11 (44 beats) after them, 50 beats are two choruses (44 alone: one).
     primer = write_midi(tmp_path / "primer.mid", swing_line(0, n=12))
-    primed = run_cli("sample", chord_run, "--primer", primer, "--num", 1, "--length", 60, "--no-png", "--out",
+    primed = run_cli("sample", chord_run, "--primer", primer, "--bars", 11, "--num", 2, "--no-png", "--out",
                      tmp_path / "primed")
     assert primed.returncode == 0, primed.stderr
-    assert "plays over none" in primed.stderr and "changes" not in json.loads((tmp_path / "primed" / "summary.json").read_text())
+    assert f"it plays over {chg.DEFAULT_FORM}" in primed.stderr
+    summary = json.loads((tmp_path / "primed" / "summary.json").read_text())
+    assert summary["changes"]["form"] == chg.DEFAULT_FORM and summary["changes"]["choruses"] == 2
+    primer_pitches = [p for _, _, p in swing_line(0, n=12)]
+    for row in summary["samples"]:
+        midi = pretty_midi.PrettyMIDI(row["file"])
+        melody = sorted(midi.instruments[0].notes, key=lambda n: n.start)
+        assert [n.pitch for n in melody[:12]] == primer_pitches and melody[0].start == 0.0
+        timeline, unparsed = ch.read_chords(midi)
+        assert not unparsed and changes_of_timeline(timeline) == [(b + 48.0 * k, s) for k in range(2)
+                                                                  for b, s in BLUES_CHANGES]
+    # Left out of the output, the primer keeps its beats: the melody starts after them, on the same changes.
+    bare = songs_api().generate_songs(chord_run, tmp_path / "bare", num=2, bars=11, primer=primer,
+                                      primer_in_output=False, png=False)
+    for primed_row, bare_row in zip(summary["samples"], bare["samples"]):
+        with_primer = pretty_midi.PrettyMIDI(primed_row["file"]).instruments[0].notes
+        without = pretty_midi.PrettyMIDI(bare_row["file"]).instruments[0].notes
+        assert [(n.start, n.pitch) for n in without] == [(n.start, n.pitch) for n in with_primer[12:]]
+    # Changes shorter than the primer: one line, nothing written.
+    short = run_cli("sample", chord_run, "--primer", primer, "--changes", "F7 |", "--out", tmp_path / "short")
+    assert_one_line_error(short, "primer.mid", "as long as the changes", "4 beats", code=2)
+    assert not (tmp_path / "short").exists()
