@@ -63,7 +63,6 @@ import json, sys, time
 t0 = time.perf_counter()
 marks = {}
 from ganmusic import cli, runs, sampling
-marks["imports"] = time.perf_counter() - t0
 
 
 def stamped(module, name):

@@ -205,7 +205,6 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
         raise GanmusicError(f"{out_dir}: exists and is not a folder; choose another output folder")
     config, raw = restore_params(run_dir, checkpoint, calibrated=False)
     params = with_calibration(run_dir, raw)
-    vocab = Vocab(config.encoding)
     length = tokens_for_bars(bars) if bars is not None else length
     step_cond = None
     if form is not None:  # every song plays over the changes and ends with them
@@ -216,7 +215,7 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
                                  sampling_config, primer=primer_tokens, step_cond=step_cond)
         if out_dir is None:  # created only now that there are songs to write
             out_dir = fresh_folder(Path(samples_dir or run_dir / "samples") / f"{checkpoint}-s{seed}")
-        primer_notes = len(enc.tokens_to_notes(primer_tokens, vocab)) if primer_tokens is not None else 0
+        primer_notes = len(primed) if primer_tokens is not None else 0
         rows: list[dict] = []
         summary = {"run": str(run_dir), "checkpoint": str(checkpoint), "calibrated": params is not raw, "seed": seed,
                    "sampling": asdict(sampling_config), "num": num,
