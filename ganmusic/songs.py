@@ -165,7 +165,7 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
                                 f"tokens, bars 1-{MAX_LENGTH // tokens_for_bars(1):,}, tempo 10-400 BPM)")
     run_config = load_run_config(run_dir)
     spb = run_config.encoding.steps_per_beat
-    form, primer_tokens, primer_steps = None, None, 0
+    form, primer_tokens, primed, primer_steps = None, None, [], 0
     if primer is not None:  # read first: over changes it takes the first beats
         primer_tokens = enc.encode_file(primer, run_config.encoding)[:-1]  # drop EOS: the song goes on
         primed = enc.tokens_to_notes(primer_tokens, Vocab(run_config.encoding))
@@ -215,7 +215,7 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
                                  sampling_config, primer=primer_tokens, step_cond=step_cond)
         if out_dir is None:  # created only now that there are songs to write
             out_dir = fresh_folder(Path(samples_dir or run_dir / "samples") / f"{checkpoint}-s{seed}")
-        primer_notes = len(primed) if primer_tokens is not None else 0
+        primer_notes = len(primed)
         rows: list[dict] = []
         summary = {"run": str(run_dir), "checkpoint": str(checkpoint), "calibrated": params is not raw, "seed": seed,
                    "sampling": asdict(sampling_config), "num": num,
