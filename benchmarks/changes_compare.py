@@ -58,6 +58,7 @@ def sample_over(run_dir: Path, forms, out_dir: Path, seed: int, batch: int = 64,
 
     from ganmusic import runs, sampling
     from ganmusic.encoding import decode_to_midi
+    from ganmusic.midi_writer import write_midi
 
     config, params = runs.restore_params(run_dir, "last", calibrated=calibrated)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -69,7 +70,7 @@ def sample_over(run_dir: Path, forms, out_dir: Path, seed: int, batch: int = 64,
         tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed + lo), len(part),
                                  cap, sampling_config or sampling.SamplingConfig(), step_cond=rows)
         for k, (seq, form) in enumerate(zip(tokens, part)):
-            decode_to_midi(seq, config.encoding, chords=form.timeline).write(str(out_dir / f"sample{lo + k:04d}.mid"))
+            write_midi(decode_to_midi(seq, config.encoding, chords=form.timeline), out_dir / f"sample{lo + k:04d}.mid")
 
 
 def main():

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ganmusic.encoding import beats_to_midi
+from ganmusic.midi_writer import write_midi
 
 MAJOR = np.array([0, 2, 4, 5, 7, 9, 11])
 # ii7, V7, Imaj7 as (root degree offset in semitones from the key, chord tones from the root)
@@ -103,7 +104,7 @@ def build_demo_corpus(out: str | Path, files_per_class: int = 200, seed: int = 0
         for k in range(files_per_class):
             notes, tempo = make(rng)
             path = f"{label}/{label}-{k:04d}.mid"
-            beats_to_midi(notes, tempo).write(str(out / path))
+            write_midi(beats_to_midi(notes, tempo), out / path)
             rows.append({"path": path, "label": label, "group": f"{label}-composer-{k // 10:02d}"})
     with open(out / "manifest.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=["path", "label", "group"])

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ganmusic import changes, data, lead_sheets, metrics, parsing, realism, windows
+from ganmusic import changes, data, lead_sheets, metrics, midi_writer, parsing, realism, windows
 from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Vocab
 from ganmusic.eval_report import SCALAR_FEATURES, markdown, write_chunks_csv
@@ -161,7 +161,7 @@ def sample_run(run_dir: Path, config, params, num: int, length: int, seed: int, 
                       pieces=[piece_from_tokens(t, vocab, f"sample{k}") for k, t in enumerate(tokens)])
     out_dir.mkdir(parents=True, exist_ok=True)
     for k, (seq, form) in enumerate(zip(tokens, forms)):
-        enc.decode_to_midi(seq, config.encoding, chords=form.timeline).write(str(out_dir / f"sample-{k:03d}.mid"))
+        midi_writer.write_midi(enc.decode_to_midi(seq, config.encoding, chords=form.timeline), out_dir / f"sample-{k:03d}.mid")
     pieces = [piece_from_conditioning(t, lead_sheets.conditioning(t, vocab, f.timeline, f.bars[:-1]), vocab, f"sample{k}")
               for k, (t, f) in enumerate(zip(tokens, forms))]
     return Source(run_dir.name, str(run_dir), "run", sequences=list(tokens), run_dir=run_dir, pieces=pieces)

@@ -24,6 +24,7 @@ import numpy as np
 
 from ganmusic.encoding import beats_to_midi
 from ganmusic.errors import ConfigError, GanmusicError
+from ganmusic.midi_writer import write_midi
 
 
 class SourceError(GanmusicError):
@@ -60,7 +61,7 @@ def write_solo(path: Path, pitches, starts_beats, ends_beats, tempo: float = 120
     notes = [(start - origin, max(end - start, shortest), pitch)
              for pitch, start, end in zip(pitches, starts_beats, ends_beats)]
     path.parent.mkdir(parents=True, exist_ok=True)
-    beats_to_midi(notes, tempo, program=66).write(str(path))  # tenor sax; the encoding ignores the instrument
+    write_midi(beats_to_midi(notes, tempo, program=66), path)  # tenor sax; the encoding ignores the instrument
 
 
 def safe_name(text: str) -> str:

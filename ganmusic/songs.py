@@ -26,6 +26,7 @@ import numpy as np
 from ganmusic import encoding as enc
 from ganmusic.encoding import EncodingConfig, Note, Vocab
 from ganmusic.errors import GanmusicError
+from ganmusic.midi_writer import write_midi
 from ganmusic.ui import maybe_progress
 
 MAX_LENGTH = 100_000  # tokens per song (about 33,000 notes: hours of music)
@@ -63,7 +64,7 @@ def write_song(notes: list[Note], encoding: EncodingConfig, path: str | Path, te
         midi = changes.song_midi(notes, form, encoding, tempo, with_comping=comping)
     else:
         midi = enc.notes_to_midi(notes, encoding, tempo=tempo)
-    midi.write(str(path))
+    write_midi(midi, path)
     if png:
         from ganmusic import plots
 

@@ -22,7 +22,7 @@ PACKAGE = REPO / "ganmusic"
 # The data flow, bottom first: a module may import only modules of a lower rank (lazy imports
 # inside functions included).
 RANKS = {
-    "errors": 0, "ui": 0, "jsontypes": 0,
+    "errors": 0, "ui": 0, "jsontypes": 0, "midi_writer": 0,
     "configs": 1, "checkpoints": 1, "chord_symbols": 1, "corpusfiles": 1, "pretrained": 1, "tboard": 1,
     "encoding": 2,
     "chords": 3, "metrics": 3, "plots": 3, "democorpus": 3, "importers": 3,
