@@ -3,8 +3,11 @@
 Three fresh processes, on JAX's default device, one after the other (their order rotates each
 round so that other load on a shared machine falls on all alike):
 
-- **end to end**: `python -m ganmusic sample RUN --num 256 --length 768 --out DIR`, from process
-  start to its exit (imports, restore, compile, sampling, every MIDI and PNG, summary.json);
+- **end to end**: `ganmusic sample RUN --num 256 --length 768 --out DIR` (the installed command, as
+  a user runs it; `python -m ganmusic` where none is installed), from process start to the last
+  file it writes (imports, restore, compile, sampling, every MIDI and PNG, summary.json: the
+  issue's measure), and to its exit (the interpreter's teardown after that: about 0.4 s with JAX
+  loaded, the time before the shell prompt returns);
 - **end to end, --no-png**: the same without piano rolls;
 - **generation alone**: a process that restores the same checkpoint and calls
   `sampling.sample` for the same 256 x 768 tokens; the time of that call, compile included, as
@@ -15,7 +18,7 @@ with `runs.restore_params` and `sampling.sample` wrapped in timestamps), so the 
 time beyond the generation goes: imports before the restore, the restore, the sampling, the writing
 after it (and the writers' shutdown), and Python's start-up and exit.
 
-The headline is end to end / generation alone; target <= 2x. The run is RUN (`--run`), or else
+The headline is end to end (to the last file, and to exit) / generation alone; target <= 2x. The run is RUN (`--run`), or else
 a fresh one trained for a few MLE steps with the default generator (2x256 LSTM) on the shared
 jazz-vs-folk data: the timing needs a real checkpoint of the default size, not a good one.
 
@@ -109,6 +112,14 @@ def timed(command: list[str]) -> tuple[float, str]:
     return seconds, out.stdout
 
 
+def end_to_end(command: list[str], out_dir: Path) -> dict:
+    """Seconds from process start to the last file written under `out_dir` (its modification
+    time), and to the process's exit."""
+    start = time.time()
+    wall, _ = timed(command + ["--out", str(out_dir)])
+    return {"last_file": max(p.stat().st_mtime for p in out_dir.rglob("*")) - start, "exit": wall}
+
+
 def train_run(root: Path) -> Path:
     command = [sys.executable, "-m", "ganmusic", "train-gan", str(data_path()), "--root", str(root),
                "--name", "songs-bench", "--mle-steps", str(TRAIN_STEPS), "--eval-every", "10", "--checkpoint-every", "10",
@@ -128,14 +139,15 @@ def main() -> None:
 
     scratch = Path(tempfile.mkdtemp(prefix="songs-bench-"))
     run = args.run or train_run(scratch)
-    sample = [sys.executable, "-m", "ganmusic", "sample", str(run), "--num", str(args.num),
-              "--length", str(args.length), "--seed", "0"]
+    script = Path(sys.executable).with_name("ganmusic")
+    command = [str(script)] if script.is_file() else [sys.executable, "-m", "ganmusic"]
+    sample = command + ["sample", str(run), "--num", str(args.num), "--length", str(args.length), "--seed", "0"]
     sides = {
-        "end to end": lambda k: timed(sample + ["--out", str(scratch / f"png-{k}")])[0],
-        "end to end, --no-png": lambda k: timed(sample + ["--no-png", "--out", str(scratch / f"nopng-{k}")])[0],
+        "end to end": lambda k: end_to_end(sample, scratch / f"png-{k}"),
+        "end to end, --no-png": lambda k: end_to_end(sample + ["--no-png"], scratch / f"nopng-{k}"),
         "generation alone": lambda k: json.loads(timed([sys.executable, "-c", GENERATE, str(run), str(args.num),
                                                         str(args.length)])[1].splitlines()[-1]),
-        "end to end, phases": lambda k: phases(sample[3:] + ["--out", str(scratch / f"phases-{k}")]),
+        "end to end, phases": lambda k: phases(sample[len(command):] + ["--out", str(scratch / f"phases-{k}")]),
     }
     results: dict[str, list] = {name: [] for name in sides}
     names = list(sides)
@@ -149,7 +161,8 @@ def main() -> None:
     generation = min(r["generation"] for r in results["generation alone"])
     warm = min(r["generation_warm"] for r in results["generation alone"])
     setup = min(r["imports_and_restore"] for r in results["generation alone"])
-    e2e, e2e_nopng = min(results["end to end"]), min(results["end to end, --no-png"])
+    e2e, e2e_nopng = ({end: min(r[end] for r in results[side]) for end in ("last_file", "exit")}
+                      for side in ("end to end", "end to end, --no-png"))
     device = results["generation alone"][0]["device"]
     fastest_phases = min(results["end to end, phases"], key=lambda r: r["end to end"])
     rows = [
@@ -158,17 +171,22 @@ def main() -> None:
         ("imports and restore", f"{setup:.1f} s", ""),
         ("generation alone (compile included)", f"{generation:.1f} s", ""),
         ("generation alone, warm", f"{warm:.1f} s", ""),
-        ("end to end", f"{e2e:.1f} s", ""),
-        ("end to end, --no-png", f"{e2e_nopng:.1f} s", ""),
+        ("command", " ".join(Path(command[0]).name if k == 0 else c for k, c in enumerate(command)), ""),
+        ("end to end, to the last file / to exit", f"{e2e['last_file']:.1f} s / {e2e['exit']:.1f} s", ""),
+        ("end to end, --no-png", f"{e2e_nopng['last_file']:.1f} s / {e2e_nopng['exit']:.1f} s", ""),
         ("one more end-to-end call, its phases", f"{fastest_phases['end to end']:.1f} s", ""),
         *((f"  {phase}", f"{seconds:.1f} s", "") for phase, seconds in fastest_phases.items() if phase != "end to end"),
-        ("end to end / generation", f"{e2e / generation:.2f}x", "<= 2x"),
-        ("end to end --no-png / generation", f"{e2e_nopng / generation:.2f}x", "<= 2x"),
+        ("end to end / generation, to the last file", f"{e2e['last_file'] / generation:.2f}x", "<= 2x"),
+        ("end to end / generation, to exit", f"{e2e['exit'] / generation:.2f}x", ""),
+        ("end to end --no-png / generation, last file / exit",
+         f"{e2e_nopng['last_file'] / generation:.2f}x / {e2e_nopng['exit'] / generation:.2f}x", "<= 2x"),
     ]
     report("songs_bench", f"sample --num {args.num} --length {args.length}, best of {args.rounds} ({device}, "
            f"load {os.getloadavg()[0]:.1f})", rows,
            {"num": args.num, "length": args.length, "rounds": args.rounds, "run": str(run), "raw": results,
-            "ratio": e2e / generation, "ratio_no_png": e2e_nopng / generation})
+            "ratio_to_last_file": e2e["last_file"] / generation, "ratio_to_exit": e2e["exit"] / generation,
+            "ratio_no_png_to_last_file": e2e_nopng["last_file"] / generation,
+            "ratio_no_png_to_exit": e2e_nopng["exit"] / generation})
 
 
 if __name__ == "__main__":
