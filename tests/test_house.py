@@ -64,6 +64,20 @@ def test_import_graph_flows_one_way():
         assert high not in imports_of(PACKAGE / f"{low}.py"), f"{low} imports {high}"
 
 
+def test_the_command_imports_the_cli_only_when_it_runs():
+    # Writer processes (spawned) re-run the `ganmusic` script: its import must stay light.
+    import subprocess
+    import sys
+    import tomllib
+
+    scripts = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"ganmusic": "ganmusic.__main__:main"}
+    probe = ("import sys, ganmusic.__main__; print(sorted(m for m in ('jax', 'typer', 'rich', 'ganmusic.cli') "
+             "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=REPO, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
 def test_no_module_over_400_lines():
     sizes = {p.name: len(p.read_text().splitlines()) for p in PACKAGE.glob("*.py")}
     assert max(sizes.values()) <= 420, sizes
