@@ -16,8 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from ganmusic import cli_generator, data, importers
-from ganmusic.cli_common import (ALLOW_OUTSIDE_HELP, MARKUP_MODE, MELODY, SPB, UserError, encoding_options, fail,
-                                 folder_name, param_default, print_result, shown, user_errors)
+from ganmusic.cli_common import (ALLOW_OUTSIDE_HELP, MARKUP_MODE, MELODY, SPB, UserError, cache_compiled_programs,
+                                 encoding_options, fail, folder_name, param_default, print_result, shown, user_errors)
 from ganmusic.configs import ClassifierConfig, TrainConfig, default
 from ganmusic.ui import console
 
@@ -43,6 +43,7 @@ def main_options(
                                  help="Print the version and exit."),
 ):
     """Learn a musical style from labelled MIDI and generate new music in it."""
+    cache_compiled_programs()
 
 
 @data_app.command("inspect")

@@ -26,11 +26,11 @@ REAL_DATA = Path(os.environ.get("GANMUSIC_TEST_DATA",
 
 def write_midi(path: Path, notes, tempo=120.0, drum=False, program=0):
     """notes: (start_beat, duration_beats, pitch) triples; written by the project's one MIDI writer."""
+    from ganmusic import midi_writer
     from ganmusic.encoding import beats_to_midi
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    beats_to_midi(notes, tempo, program=program, drum=drum).write(str(path))
-    return path
+    return midi_writer.write_midi(beats_to_midi(notes, tempo, program=program, drum=drum), path)
 
 
 def swing_line(seed: int, n: int = 48):

@@ -97,3 +97,23 @@ def test_help_warns_where_the_defaults_take_long():
     """train-gan's defaults take over 10 minutes on a 2-core CPU; its --help says so."""
     text = " ".join(run_cli("train-gan", "--help").stdout.split())
     assert "45 minutes or more on a 2-core CPU" in text and "pretrained default" in text
+
+
+def test_a_second_command_loads_what_the_first_compiled(tmp_path):
+    # GANMUSIC_CACHE/xla keeps the compiled programs; the same sampling again compiles nothing
+    # new and writes the same songs.
+    from pathlib import Path
+
+    run = Path(__file__).resolve().parent / "data" / "run_before_chords"
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("JAX_")}
+    env.update(GANMUSIC_CACHE=str(tmp_path / "cache"), JAX_PLATFORMS="cpu",
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")  # the tiny programs compile fast
+    entries = []
+    for out in ("a", "b"):
+        subprocess.run([sys.executable, "-m", "ganmusic", "sample", str(run), "--num", "2", "--length", "60",
+                        "--no-png", "--out", str(tmp_path / out)], env=env, check=True, capture_output=True)
+        entries.append(sorted(p.name for p in (tmp_path / "cache" / "xla").iterdir()))
+    assert entries[0] and any("sample" in name for name in entries[0]), entries[0]
+    assert entries[1] == entries[0]
+    for song in ("sample-000.mid", "sample-001.mid"):
+        assert (tmp_path / "a" / song).read_bytes() == (tmp_path / "b" / song).read_bytes()
