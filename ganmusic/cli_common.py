@@ -37,7 +37,12 @@ def cache_compiled_programs() -> None:
     JAX_ENABLE_COMPILATION_CACHE=false for none."""
     import importlib.util
 
-    settings: dict = {"jax_compilation_cache_dir": str(data.default_cache_dir() / "xla"),
+    folder = Path(os.environ.get("JAX_COMPILATION_CACHE_DIR") or data.default_cache_dir() / "xla")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return  # nowhere to keep them: every command compiles, as without the cache
+    settings: dict = {"jax_compilation_cache_dir": str(folder),
                       # JAX keeps only programs that took 1 s to compile; the sampler's took 1.0-1.3 s
                       # on a 2-core CPU (0.3 s to load), so a faster machine would never keep it
                       "jax_persistent_cache_min_compile_time_secs": 0.2}

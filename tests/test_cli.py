@@ -117,3 +117,10 @@ def test_a_second_command_loads_what_the_first_compiled(tmp_path):
     assert entries[1] == entries[0]
     for song in ("sample-000.mid", "sample-001.mid"):
         assert (tmp_path / "a" / song).read_bytes() == (tmp_path / "b" / song).read_bytes()
+    # Where no cache folder can be made, the command compiles as without one, and says nothing.
+    (tmp_path / "a-file").write_text("")
+    env["GANMUSIC_CACHE"] = str(tmp_path / "a-file" / "cache")
+    out = subprocess.run([sys.executable, "-m", "ganmusic", "sample", str(run), "--num", "2", "--length", "60",
+                          "--no-png", "--out", str(tmp_path / "c")], env=env, capture_output=True, text=True)
+    assert out.returncode == 0 and "Warning" not in out.stderr, out.stderr
+    assert (tmp_path / "c" / "sample-000.mid").read_bytes() == (tmp_path / "a" / "sample-000.mid").read_bytes()
