@@ -33,28 +33,24 @@ def cache_compiled_programs() -> None:
     ~/.cache/ganmusic; JAX's persistent compilation cache, at most COMPILED_CACHE_BYTES, the least
     recently used going first): a later command that compiles the same program (the same
     generator sampled at the same sizes, the same model trained or scored again) loads it instead.
-    JAX's own settings win: JAX_COMPILATION_CACHE_DIR for another folder,
-    JAX_ENABLE_COMPILATION_CACHE=false for none."""
+    Set through the environment, which JAX reads when imported. Where JAX_COMPILATION_CACHE_DIR is
+    set, or JAX was imported first (a notebook, the tests), JAX's settings are left as they are;
+    JAX_ENABLE_COMPILATION_CACHE=false turns the cache off."""
     import importlib.util
 
-    folder = Path(os.environ.get("JAX_COMPILATION_CACHE_DIR") or data.default_cache_dir() / "xla")
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ or "jax" in sys.modules:
+        return
+    folder = data.default_cache_dir() / "xla"
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
         return  # nowhere to keep them: every command compiles, as without the cache
-    settings: dict = {"jax_compilation_cache_dir": str(folder),
-                      # JAX keeps only programs that took 1 s to compile; the sampler's took 1.0-1.3 s
-                      # on a 2-core CPU (0.3 s to load), so a faster machine would never keep it
-                      "jax_persistent_cache_min_compile_time_secs": 0.2}
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(folder)
+    # JAX keeps only programs that took 1 s to compile; the sampler's took 1.0-1.3 s on a 2-core
+    # CPU (0.3 s to load), so a faster machine would never keep it.
+    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
     if importlib.util.find_spec("filelock"):  # JAX holds the size only with it (a dependency; a warning without)
-        settings["jax_compilation_cache_max_size"] = COMPILED_CACHE_BYTES
-    for name, value in settings.items():
-        os.environ.setdefault(name.upper(), str(value))  # JAX reads them when imported
-    if "jax" in sys.modules:  # ... unless it was imported already
-        import jax
-
-        for name, value in settings.items():
-            jax.config.update(name, type(value)(os.environ[name.upper()]))
+        os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(COMPILED_CACHE_BYTES))
 
 
 def param_default(func, name: str):
