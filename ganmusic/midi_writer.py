@@ -3,11 +3,12 @@
 `PrettyMIDI.write` spends about 9 ms on a 256-note song: a tempo-map search per event, a
 validated `mido.Message` per event and a sort through a comparison function. Writing 256 songs
 that was most of `ganmusic sample`'s time after the sampling. `write_midi` builds the same mido
-tracks in the same order (ticks rounded as arrays, note events sorted by the same keys, messages
-made without re-validation: their values come from a `PrettyMIDI`, which holds MIDI's ranges)
-and lets mido write the file: byte for byte what `PrettyMIDI.write` writes for the files this
-tool makes (the tests compare them). Anything else in a file (several tempos, key signatures,
-lyrics, pitch bends, controllers) goes through `PrettyMIDI.write` itself.
+tracks in the same order (ticks rounded as arrays, note events sorted by the same keys, note
+messages made without mido's per-message checks, their ranges checked here at once) and lets
+mido write the file: byte for byte what `PrettyMIDI.write` writes for the files this tool makes
+(the tests compare them). Anything else (several tempos, key signatures, lyrics, pitch bends,
+controllers, a pitch or velocity outside MIDI's 0-127, which mido refuses) goes through
+`PrettyMIDI.write` itself.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import numpy as np
 
 # pretty_midi's order for simultaneous events on the timing track (its `write`'s event_compare)
 _TIMING_ORDER = {"set_tempo": 1, "time_signature": 2}
-_NOTE_ON_ORDER = 10  # ... and on an instrument's track, where a program change (6) comes first
 
 
 def write_midi(midi, path: str | Path) -> Path:
@@ -34,7 +34,8 @@ def write_midi(midi, path: str | Path) -> Path:
 
 def _fast_path_applies(midi) -> bool:
     return (len(midi._tick_scales) == 1 and midi._tick_scales[0][0] == 0 and not midi.key_signature_changes
-            and not midi.lyrics and not any(i.pitch_bends or i.control_changes for i in midi.instruments))
+            and not midi.lyrics and not any(i.pitch_bends or i.control_changes for i in midi.instruments)
+            and all(0 <= n.pitch <= 127 and 0 <= n.velocity <= 127 for i in midi.instruments for n in i.notes))
 
 
 def _timing_compare(a, b) -> int:

@@ -67,3 +67,10 @@ def test_what_it_does_not_handle_goes_to_pretty_midi(tmp_path):
     for k, midi in enumerate([bent, keyed]):
         assert not _fast_path_applies(midi)
         assert_same_bytes(midi, tmp_path, f"other{k}")
+    # Out of MIDI's range: mido's own error, as from pretty_midi (no corrupt file).
+    high = notes_to_midi([Note(0, 60, 4)], ENCODING)
+    high.instruments[0].notes[0].pitch = 128
+    assert not _fast_path_applies(high)
+    with pytest.raises(ValueError):
+        write_midi(high, tmp_path / "high.mid")
+    assert not (tmp_path / "high.mid").exists()
