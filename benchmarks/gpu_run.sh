@@ -2,7 +2,8 @@
 # Every GPU measurement of the speed issue in one go, for a lent GPU machine with jax[cuda],
 # torch and pytest but without pretty_midi/mido/importlib_resources: those come from PKGS (pure
 # Python, copied from a local venv), the shared data from DATA. Logs and result JSON go to OUT.
-# RUN (optional) is a trained run for the songs timing (else songs_bench trains one).
+# RUN (optional) is a trained run for the songs timing (else songs_bench trains one); TRAIN=0
+# leaves out train_bench (about 5 of the run's minutes) where the training code did not change.
 #   PKGS=.devpkgs DATA=.devdata RUN=.devrun/songs-bench OUT=/tmp/out bash benchmarks/gpu_run.sh
 set -u
 OUT=${OUT:-/tmp/gpu-out}; PKGS=${PKGS:-.devpkgs}; DATA=${DATA:-.devdata}
@@ -22,7 +23,7 @@ nvidia-smi -L
 python3 -c "import jax, torch; print('jax', jax.__version__, jax.devices(), 'torch', torch.__version__, torch.cuda.is_available())"
 step equality 60 python3 -m pytest -q -p no:cacheprovider tests/test_generator.py -k "cudnn or lstm_path or checkpoint_written"
 # Many short turns: on an H100 both cuDNN sides' step times wandered by up to 30% within one run.
-step train_bench 300 python3 benchmarks/train_bench.py --cache-dir /tmp/ganmusic-cache --steps 40 --rounds 8
+[ "${TRAIN:-1}" = 0 ] || step train_bench 300 python3 benchmarks/train_bench.py --cache-dir /tmp/ganmusic-cache --steps 40 --rounds 8
 step sample_bench 90 python3 benchmarks/sample_bench.py
 step songs_bench 150 python3 benchmarks/songs_bench.py --rounds 1 ${RUN:+--run "$RUN"}
 tar czf "$OUT/results.tgz" benchmarks/results
