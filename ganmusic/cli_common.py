@@ -29,16 +29,17 @@ MARKUP_MODE = "rich" if sys.stdout.isatty() and sys.stderr.isatty() else None
 
 
 def cache_compiled_programs() -> None:
-    """Every command keeps what XLA compiles for it in CACHE/xla (GANMUSIC_CACHE, by default
-    ~/.cache/ganmusic; JAX's persistent compilation cache, at most COMPILED_CACHE_BYTES, the least
-    recently used going first): a later command that compiles the same program (the same
+    """On a GPU or TPU, every command keeps what XLA compiles for it in CACHE/xla (GANMUSIC_CACHE,
+    by default ~/.cache/ganmusic; JAX's persistent compilation cache, at most COMPILED_CACHE_BYTES,
+    the least recently used going first): a later command that compiles the same program (the same
     generator sampled at the same sizes, the same model trained or scored again) loads it instead.
-    Set through the environment, which JAX reads when imported. Where JAX_COMPILATION_CACHE_DIR is
-    set, or JAX was imported first (a notebook, the tests), JAX's settings are left as they are;
-    JAX_ENABLE_COMPILATION_CACHE=false turns the cache off."""
+    Not on the CPU alone: there XLA rejects its own cached programs on many x86 CPUs and logs an
+    error line for each (jax-ml/jax#38445). Set through the environment, which JAX reads when
+    imported; where JAX_COMPILATION_CACHE_DIR is set, or JAX was imported first (a notebook, the
+    tests), JAX's settings are left as they are. JAX_ENABLE_COMPILATION_CACHE=false turns it off."""
     import importlib.util
 
-    if "JAX_COMPILATION_CACHE_DIR" in os.environ or "jax" in sys.modules:
+    if "JAX_COMPILATION_CACHE_DIR" in os.environ or "jax" in sys.modules or not accelerator_plugin_installed():
         return
     folder = data.default_cache_dir() / "xla"
     try:
@@ -51,6 +52,19 @@ def cache_compiled_programs() -> None:
     os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
     if importlib.util.find_spec("filelock"):  # JAX holds the size only with it (a dependency; a warning without)
         os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(COMPILED_CACHE_BYTES))
+
+
+def accelerator_plugin_installed() -> bool:
+    """Whether JAX will run on a GPU or TPU, as far as can be told without importing it: a PJRT
+    plugin is installed (an entry point or module in `jax_plugins`, e.g. jax[cuda12]; libtpu) and
+    JAX_PLATFORMS does not ask for the CPU alone."""
+    import importlib.util
+    from importlib.metadata import entry_points
+
+    if set(filter(None, os.environ.get("JAX_PLATFORMS", "").lower().split(","))) == {"cpu"}:
+        return False
+    return bool(entry_points(group="jax_plugins")) or any(
+        importlib.util.find_spec(name) is not None for name in ("jax_plugins", "libtpu"))
 
 
 def param_default(func, name: str):
