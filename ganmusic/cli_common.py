@@ -46,10 +46,7 @@ def cache_compiled_programs() -> None:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError:
         return  # nowhere to keep them: every command compiles, as without the cache
-    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(folder)
-    # JAX keeps only programs that took 1 s to compile; the sampler's took 1.0-1.3 s on a 2-core
-    # CPU (0.3 s to load), so a faster machine would never keep it.
-    os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(folder)  # JAX keeps programs that took 1 s or more
     if importlib.util.find_spec("filelock"):  # JAX holds the size only with it (a dependency; a warning without)
         os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(COMPILED_CACHE_BYTES))
 
