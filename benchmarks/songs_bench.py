@@ -126,10 +126,18 @@ def timed(command: list[str], env: dict | None = None) -> tuple[float, str]:
 
 def end_to_end(command: list[str], out_dir: Path, env: dict | None = None) -> dict:
     """Seconds from process start to the last file written under `out_dir` (its modification
-    time), and to the process's exit."""
+    time), and to the process's exit; and what the command said on stderr about the compilation
+    cache (a user would see it: JAX warns when it cannot write or read an entry)."""
     start = time.time()
-    wall, _ = timed(command + ["--out", str(out_dir)], env)
-    return {"last_file": max(p.stat().st_mtime for p in out_dir.rglob("*")) - start, "exit": wall}
+    t = time.perf_counter()
+    out = subprocess.run(command + ["--out", str(out_dir)], capture_output=True, text=True, cwd=REPO,
+                         env=env or NO_COMPILE_CACHE)
+    wall = time.perf_counter() - t
+    if out.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed ({out.returncode}):\n{out.stderr[-2000:]}")
+    cache_lines = [line for line in out.stderr.splitlines() if "compilation cache" in line or "AOT" in line]
+    return {"last_file": max(p.stat().st_mtime for p in out_dir.rglob("*")) - start, "exit": wall,
+            "cache_messages": cache_lines}
 
 
 def warm_cache_call(sample: list[str], scratch: Path, k: int) -> dict:
@@ -200,7 +208,9 @@ def main() -> None:
         ("end to end, to the last file / to exit", f"{e2e['last_file']:.1f} s / {e2e['exit']:.1f} s", ""),
         ("end to end, --no-png", f"{e2e_nopng['last_file']:.1f} s / {e2e_nopng['exit']:.1f} s", ""),
         *([("end to end, a later call (compile cache warm)", f"{cached['last_file']:.1f} s / {cached['exit']:.1f} s",
-            "")] if cached else []),
+            ""), ("  its stderr lines about the cache (JSON: raw)",
+                  str(sum(len(r["cache_messages"]) for r in results["end to end, compile cache warm"])), "0")]
+          if cached else []),
         ("one more end-to-end call, its phases", f"{fastest_phases['end to end']:.1f} s", ""),
         *((f"  {phase}", f"{seconds:.1f} s", "") for phase, seconds in fastest_phases.items() if phase != "end to end"),
         ("end to end / generation, to the last file", f"{e2e['last_file'] / generation:.2f}x", "<= 2x"),
