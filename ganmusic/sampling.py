@@ -161,16 +161,14 @@ def choose_tokens(logits, bias, noise, knobs: Knobs, top_k: int = 0, nucleus: bo
         scaled = keep_nucleus(scaled)
 
     gumbel, uniform = noise
-    if payload is None:
-        payload = jnp.zeros(logits.shape, jnp.int32)  # nothing to carry: its output is dropped
-        return choose_tokens(logits, bias, noise, knobs, top_k, nucleus, mixing, payload)[0]
+    carried = jnp.zeros(logits.shape, jnp.int32) if payload is None else payload  # none: dropped below
     # argmax(scaled + gumbel) is jax.random.categorical(key, scaled)
-    sampled = argmax_carrying(scaled + gumbel, payload)
-    if not mixing:
-        return sampled
-    greedy = argmax_carrying(logits, payload)
-    mix = uniform < knobs.argmax_mix
-    return jnp.where(mix, greedy[0], sampled[0]), jnp.where(mix, greedy[1], sampled[1])
+    token, at_token = argmax_carrying(scaled + gumbel, carried)
+    if mixing:
+        greedy, at_greedy = argmax_carrying(logits, carried)
+        mix = uniform < knobs.argmax_mix
+        token, at_token = jnp.where(mix, greedy, token), jnp.where(mix, at_greedy, at_token)
+    return token if payload is None else (token, at_token)
 
 
 def _step(params, gen_config, encoding_config, filters, knobs, bias, state, noise):
@@ -248,8 +246,7 @@ def static_filters(sampling: SamplingConfig) -> tuple[int, bool, bool]:
 @functools.partial(jax.jit, static_argnames=("gen_config", "encoding_config", "filters", "length"))
 def _sample_scan(params, gen_config, encoding_config, filters, knobs, state, rng, length, step_cond=None):
     num, vocab_size = state[2].shape[0], gen_config.vocab_size
-    if state[0] is None:  # no primer: the zero carry, made here rather than by eager ops per call
-        state = (generator_initial_carry(gen_config, num),) + tuple(state[1:])
+    state = _with_zero_carry(gen_config, state)  # made here rather than by eager ops per call
     bias = _tables(encoding_config).bias(knobs)
     if step_cond is None:
         body = functools.partial(_step, params, gen_config, encoding_config, filters, knobs, bias)
@@ -275,6 +272,13 @@ def _step_jit(params, gen_config, encoding_config, filters, knobs, state, rng, t
     noise = step_noise(rng, t, state[2].shape[0], gen_config.vocab_size)
     bias = _tables(encoding_config).bias(knobs)
     return _step(params, gen_config, encoding_config, filters, knobs, bias, state, noise)
+
+
+def _with_zero_carry(gen_config, state):
+    """`_start`'s state with the zero network carry where it left None (no primer)."""
+    if state[0] is not None:
+        return state
+    return (generator_initial_carry(gen_config, state[2].shape[0]),) + tuple(state[1:])
 
 
 def _start(params, gen_config, encoding_config, num, primer, step_cond=None):
@@ -341,8 +345,7 @@ def sample_python_loop(params, gen_config: GeneratorConfig, encoding_config: Enc
                        primer=None) -> np.ndarray:
     """`sample`, one jitted step per token from Python: same keys, same algorithm, same output."""
     primer, state = _start(params, gen_config, encoding_config, num, primer)
-    if state[0] is None:
-        state = (generator_initial_carry(gen_config, num),) + state[1:]
+    state = _with_zero_carry(gen_config, state)
     out, knobs = [], Knobs.of(sampling)
     for t in range(int(length)):
         state, token = _step_jit(params, gen_config, encoding_config, static_filters(sampling), knobs, state, rng, t)

@@ -8,7 +8,7 @@ from ganmusic.encoding import (BOS, EOS, PAD, T_BOS, T_DUR, T_PITCH, EncodingCon
 from ganmusic.models import Generator, GeneratorConfig, generator_initial_carry
 from ganmusic import sampling
 from ganmusic.sampling import (GrammarTables, Knobs, SamplingConfig, _sample_scan, argmax_carrying, choose_tokens,
-                               sample, sample_python_loop, step_noise)
+                               sample, sample_python_loop, static_filters, step_noise)
 
 ENC = EncodingConfig()
 VOCAB = Vocab(ENC)
@@ -208,6 +208,21 @@ def test_argmax_carrying_is_jnp_argmax_with_its_payload():
     np.testing.assert_array_equal(best, expected)
     np.testing.assert_array_equal(carried, jnp.take_along_axis(payload, expected[:, None], axis=1)[:, 0])
     assert best[6] == 17 and best[5] == 0
+
+
+def test_choose_tokens_draws_the_same_with_or_without_a_payload():
+    # Every filter on, and a bias that is not only a mask (the repetition penalty's part): the
+    # payload rides along, it never changes the draw.
+    logits = jax.random.normal(jax.random.key(0), (NUM, VOCAB.size))
+    bias = jax.random.normal(jax.random.key(1), (NUM, VOCAB.size))
+    payload = jax.random.randint(jax.random.key(2), (NUM, VOCAB.size), 0, 1000)
+    knobs, filters = Knobs.of(MIXED), static_filters(MIXED)
+    for seed in range(4):
+        noise = step_noise(jax.random.key(seed), 3, NUM, VOCAB.size)
+        alone = choose_tokens(logits, bias, noise, knobs, *filters)
+        token, carried = choose_tokens(logits, bias, noise, knobs, *filters, payload=payload)
+        np.testing.assert_array_equal(alone, token)
+        np.testing.assert_array_equal(carried, jnp.take_along_axis(payload, token[:, None], axis=1)[:, 0])
 
 
 def test_draw_is_jax_random_categorical():
