@@ -101,7 +101,7 @@ print(json.dumps(marks))
 def phases(command: list[str]) -> dict:
     """The end-to-end command with its phases timed (PHASES), as seconds per phase."""
     wall, out = timed([sys.executable, "-c", PHASES] + command)
-    m = json.loads(out.splitlines()[-1])
+    m = json.loads(out.stdout.splitlines()[-1])
     return {"imports and checks": m["restore_params_start"],
             "restore": m["restore_params_done"] - m["restore_params_start"],
             "restore to sampling (writers start)": m["sample_start"] - m["restore_params_done"],
@@ -115,13 +115,13 @@ def phases(command: list[str]) -> dict:
 NO_COMPILE_CACHE = {**os.environ, "JAX_ENABLE_COMPILATION_CACHE": "false"}
 
 
-def timed(command: list[str], env: dict | None = None) -> tuple[float, str]:
+def timed(command: list[str], env: dict | None = None) -> tuple[float, subprocess.CompletedProcess]:
     t = time.perf_counter()
     out = subprocess.run(command, capture_output=True, text=True, cwd=REPO, env=env or NO_COMPILE_CACHE)
     seconds = time.perf_counter() - t
     if out.returncode != 0:
         sys.exit(f"{' '.join(command)} failed ({out.returncode}):\n{out.stderr[-2000:]}")
-    return seconds, out.stdout
+    return seconds, out
 
 
 def end_to_end(command: list[str], out_dir: Path, env: dict | None = None) -> dict:
@@ -129,12 +129,7 @@ def end_to_end(command: list[str], out_dir: Path, env: dict | None = None) -> di
     time), and to the process's exit; and what the command said on stderr about the compilation
     cache (a user would see it: JAX warns when it cannot write or read an entry)."""
     start = time.time()
-    t = time.perf_counter()
-    out = subprocess.run(command + ["--out", str(out_dir)], capture_output=True, text=True, cwd=REPO,
-                         env=env or NO_COMPILE_CACHE)
-    wall = time.perf_counter() - t
-    if out.returncode != 0:
-        sys.exit(f"{' '.join(command)} failed ({out.returncode}):\n{out.stderr[-2000:]}")
+    wall, out = timed(command + ["--out", str(out_dir)], env)
     cache_lines = [line for line in out.stderr.splitlines() if "compilation cache" in line or "AOT" in line]
     return {"last_file": max(p.stat().st_mtime for p in out_dir.rglob("*")) - start, "exit": wall,
             "cache_messages": cache_lines}
@@ -176,7 +171,7 @@ def main() -> None:
         "end to end": lambda k: end_to_end(sample, scratch / f"png-{k}"),
         "end to end, --no-png": lambda k: end_to_end(sample + ["--no-png"], scratch / f"nopng-{k}"),
         "generation alone": lambda k: json.loads(timed([sys.executable, "-c", GENERATE, str(run), str(args.num),
-                                                        str(args.length)])[1].splitlines()[-1]),
+                                                        str(args.length)])[1].stdout.splitlines()[-1]),
         "end to end, phases": lambda k: phases(sample[len(command):] + ["--out", str(scratch / f"phases-{k}")]),
     }
     if accelerator_plugin_installed():
