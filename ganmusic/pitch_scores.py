@@ -64,7 +64,12 @@ def token_pitches(config, tokens):
 
 def memory_size(config) -> int:
     """How many recent pitches the generator keeps (the carry's last entry): at least the last."""
-    return max(config.pitch_memory, 1)
+    return max(config.pitch_memory, register_size(config), 1)
+
+
+def register_size(config) -> int:
+    """How many recent pitches make the register the register scores measure against."""
+    return config.register_span or config.pitch_memory
 
 
 def recent_pitches(config, tokens):
@@ -128,16 +133,19 @@ def chord_logits(config, scores, cond):
 
 def memory_logits(config, scores, recent):
     """`scores` `[..., MEMORY_SCORES]` per number of times a pitch class is among the `recent`
-    pitches (`[..., memory_size]`, -1 for none) -> logits `[..., V]`."""
+    pitches (`[..., memory_size]`, -1 for none; the last `pitch_memory` count) -> logits `[..., V]`."""
+    recent = recent[..., -config.pitch_memory :]
     heard = ((recent[..., None] % 12 == jnp.arange(12)) & (recent[..., None] >= 0)).sum(-2)  # [..., 12]
     return _spread(config, jnp.take_along_axis(scores, jnp.minimum(heard, MEMORY_SCORES - 1), axis=-1))
 
 
 def register_logits(config, scores, recent):
     """`scores` `[..., REGISTER_SCORES]` per number of semitones a pitch lies below (negative) or
-    above the range of the `recent` pitches (`[..., memory_size]`, -1 for none; 0: inside it)
+    above the range of the `recent` pitches (`[..., memory_size]`, -1 for none; the last
+    `register_size` count; 0: inside it)
     -> logits `[..., V]`; zero before the first pitch. Solos keep to a register: without this a
     random walk of intervals widens a melody's range with its length."""
+    recent = recent[..., -register_size(config) :]
     heard = recent >= 0
     low = jnp.min(jnp.where(heard, recent, ABOVE_ANY_PITCH), axis=-1, keepdims=True)
     high = jnp.max(recent, axis=-1, keepdims=True)

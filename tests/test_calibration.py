@@ -6,6 +6,7 @@ import json
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from conftest import run_cli
 from ganmusic import calibration, runs, train
@@ -17,8 +18,9 @@ from ganmusic.models import Generator
 from test_chord_critic import ENC, VOCAB, chord_corpus
 
 
-def test_calibration_counts_each_note_in_the_buckets_the_model_scores_it_by():
-    cfg = GeneratorConfig.for_vocab(VOCAB, layers=(8,), embed_dim=4, chords=True)
+@pytest.mark.parametrize("register_span", [0, 24])  # the register: the memory's 16 pitches, or its own 24
+def test_calibration_counts_each_note_in_the_buckets_the_model_scores_it_by(register_span):
+    cfg = GeneratorConfig.for_vocab(VOCAB, layers=(8,), embed_dim=4, chords=True, register_span=register_span)
     params = Generator(cfg).init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
     scores = jnp.arange(params["pitch_head"]["bias"].shape[0]) * 0.25 + 1.0  # one value per bucket
     zeroed = {**params, "pitch_head": {"kernel": jnp.zeros_like(params["pitch_head"]["kernel"]), "bias": 0 * scores}}

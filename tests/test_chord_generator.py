@@ -22,8 +22,8 @@ VOCAB = enc.Vocab(ENC)
 LEAD_SHEETS = REAL_DATA.parent / "lead-sheets"
 
 
-def tiny_generator(chords=True, cell="lstm"):
-    cfg = GeneratorConfig.for_vocab(VOCAB, layers=(12, 10), cell=cell, embed_dim=8, chords=chords)
+def tiny_generator(chords=True, cell="lstm", **scores):
+    cfg = GeneratorConfig.for_vocab(VOCAB, layers=(12, 10), cell=cell, embed_dim=8, chords=chords, **scores)
     params = Generator(cfg).init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
     if chords:  # a visible chord input and pitch head, so a wrong row changes the logits
         params["chord_proj"]["kernel"] = params["chord_proj"]["kernel"] * 8.0
@@ -69,9 +69,10 @@ def test_unconditioned_generator_ignores_rows_and_old_configs_read_as_unconditio
     assert GeneratorConfig.from_dict(old).chords is False
 
 
-@pytest.mark.parametrize("chords", [True, False])
-def test_the_head_scores_pitches_by_interval_memory_and_register_and_timing_by_the_beat_phase_it_reaches(chords):
-    cfg, params = tiny_generator(chords=chords)
+@pytest.mark.parametrize("chords,scores", [(True, {}), (False, {}), (True, {"pitch_memory": 6, "register_span": 13}),
+                                           (True, {"pitch_memory": 13, "register_span": 6})])
+def test_the_head_scores_pitches_by_interval_memory_and_register_and_timing_by_the_beat_phase_it_reaches(chords, scores):
+    cfg, params = tiny_generator(chords=chords, **scores)
     model = Generator(cfg)
     rng = np.random.default_rng(3)
     tokens = rng.integers(0, VOCAB.size, (2, 40))
@@ -95,7 +96,8 @@ def test_the_head_scores_pitches_by_interval_memory_and_register_and_timing_by_t
             heard = sum(q % 12 == p % 12 for q in before[-cfg.pitch_memory:])  # times among the recent pitches
             score += scores[27 + 13 * chords + min(heard, 4)]
             if before:  # semitones outside the recent pitches' range, 8 or more each way
-                low, high = min(before[-cfg.pitch_memory:]), max(before[-cfg.pitch_memory:])
+                register = before[-(cfg.register_span or cfg.pitch_memory):]  # its own span where it has one
+                low, high = min(register), max(register)
                 outside = p - high if p > high else p - low if p < low else 0
                 score += scores[27 + 13 * chords + 5 + np.clip(outside, -8, 8) + 8]
             expected[b, t, VOCAB.pitch_token(p)] = score
@@ -109,7 +111,7 @@ def test_the_head_scores_pitches_by_interval_memory_and_register_and_timing_by_t
     # Runs saved before the register scores have a head without them, before the memory scores
     # without those too; runs saved before the head, none.
     old = cfg.to_dict()
-    del old["pitch_register"], old["phase_scores"]
+    del old["pitch_register"], old["register_span"], old["phase_scores"]
     head = Generator(GeneratorConfig.from_dict(old)).init(jax.random.key(0), jnp.zeros((1, 4), jnp.int32))["params"]["pitch_head"]
     assert head["bias"].shape == (27 + 13 * chords + 5,)
     del old["pitch_memory"]
