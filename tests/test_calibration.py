@@ -115,3 +115,42 @@ def test_calibrate_command_on_a_missing_run_is_one_line(tmp_path):
     result = run_cli("calibrate", tmp_path / "nope")
     assert result.returncode != 0 and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "nope" in result.stderr
+
+
+def test_calibration_ends_at_the_mean_of_its_later_rounds_where_each_step_overshoots(tmp_path, monkeypatch):
+    """Played freely, a family's rates feed back on the context (faster runs beget faster runs), so
+    a step can overshoot: here each round's step lands as far past the fixed point as it started
+    before it, for ever. The last round alone would end at the start or twice past the fixed point;
+    the mean of the later rounds' biases is the fixed point."""
+    corpus = chord_corpus(tmp_path / "corpus")
+    config = RunConfig(data=str(tmp_path / "corpus"), encoding=ENC, window=24, batch_size=4, mle_steps=2, eval_every=2,
+                       generator=GeneratorConfig.for_vocab(VOCAB, layers=(8,), embed_dim=4, chords=True), seed=0)
+    run = tmp_path / "run"
+    train.train_run(config, run, corpus=corpus, progress=False)
+    fams = calibration.families(config.generator, VOCAB)
+    layer, start, n = fams["melodic"]  # a family that takes a whole step (eta) each round
+    _, raw = runs.restore_params(run, "best", calibrated=False)
+    base = np.asarray(raw[layer]["bias"][start : start + n], np.float64)
+    needed = np.random.default_rng(0).normal(size=n)
+    needed -= needed.mean()  # the tilt that gives the data's rates (a softmax: only differences matter)
+    eta, gain = 0.7, 2 / 0.7  # each step moves the bias twice as far as the gap it corrects
+    moved, real_rates, target = {}, calibration.rates, {}
+    real_with_biases = runs.with_biases
+
+    def with_biases(params, bias):
+        moved["melodic"] = np.asarray(bias[layer][start : start + n]) - base
+        return real_with_biases(params, bias)
+
+    def rates(sequences, conds, vocab, gen, families):
+        if not target:  # the first call counts the training solos
+            target.update(real_rates(sequences, conds, vocab, gen, families))
+            return target
+        tilted = target["melodic"] * np.exp(gain * (moved["melodic"] - needed))
+        return {**target, "melodic": tilted / tilted.sum()}
+
+    monkeypatch.setattr(runs, "with_biases", with_biases)
+    monkeypatch.setattr(calibration, "rates", rates)
+    result = calibration.calibrate(run, "best", rounds=12, songs=2, beats=4, eta=eta, seed=0, corpus=corpus, progress=False)
+    calibrated = np.asarray(result["calibrated"][layer][start : start + n]) - base
+    np.testing.assert_allclose(calibrated, needed, atol=1e-6)
+    assert result["gap_after"]["melodic"] < 1e-6 < result["gap_before"]["melodic"]
