@@ -9,7 +9,8 @@ Played freely the context is the model's own, and the rates drift: over the test
 chord-conditioned 2x256 generator played 46.9% chord tones where the solos play 51%, and 16%
 rising semitones where they play 10%. Calibration samples the generator over training-split changes, counts each family's
 rates among the sampled notes and among the training solos' notes, adds `eta * log(data rate /
-sampled rate)` to each bucket's bias, and repeats. It is the autoregressive stand-in for the
+sampled rate)` to each bucket's bias, and repeats; the result is the mean of the later
+half of the rounds' biases. It is the autoregressive stand-in for the
 model closest in KL to the generator that has the data's rates (Khalifa et al., "A distributional
 approach to controlled text generation", 2021): the families are the model's own score features
 and its SHIFT and DUR tokens, so only biases change and the network is as trained.

@@ -209,7 +209,9 @@ class GeneratorConfig:
     def for_vocab(cls, vocab, **kwargs) -> "GeneratorConfig":
         """A generator for an `encoding.Vocab`: its size, grid, pitch tokens and scores (`pitch_scores`)."""
         phase = vocab.config.fine_beats if kwargs.get("chords") is not False else 0
-        scores = {"pitch_memory": 16, "pitch_register": True, "phase_scores": phase}
+        # The register over 32 pitches: over 16 the default's 128-note stretches spanned 29 semitones
+        # where the solos span 25.5, over 48 21.5 (README, "Playing the changes").
+        scores = {"pitch_memory": 16, "pitch_register": True, "register_span": 32, "phase_scores": phase}
         return cls(vocab_size=vocab.size, steps_per_beat=vocab.config.steps_per_beat, **{**scores, **kwargs},
                    pitch_tokens=(vocab.pitch_start, len(vocab.pitches)), pitch_min=vocab.config.pitch_min)
 
