@@ -84,13 +84,12 @@ def note_events(tokens, cond, vocab: Vocab, config) -> dict[str, np.ndarray]:
     chord = rows[:, ls.ROOT] >= 0
     out["root"] = (pitch - rows[:, ls.ROOT])[chord] % 12
     out["chord_tone"] = (rows[chord, ls.MASK] >> (pitch[chord] % 12)) & 1
-    size = config.pitch_memory
     seen = np.concatenate([np.zeros((1, 12), np.int64), np.cumsum(pitch[:, None] % 12 == np.arange(12), axis=0)])
     j, pc = np.arange(len(pitch)), pitch % 12
-    out["memory"] = np.minimum(seen[j, pc] - seen[np.maximum(j - size, 0), pc], ps.MEMORY_SCORES - 1)
+    out["memory"] = np.minimum(seen[j, pc] - seen[np.maximum(j - config.pitch_memory, 0), pc], ps.MEMORY_SCORES - 1)
     if len(pitch) > 1:
-        size = ps.register_size(config)
-        window = np.lib.stride_tricks.sliding_window_view(np.concatenate([np.full(size - 1, -1), pitch]), size)[:-1]
+        span = ps.register_size(config)
+        window = np.lib.stride_tricks.sliding_window_view(np.concatenate([np.full(span - 1, -1), pitch]), span)[:-1]
         low = np.where(window >= 0, window, ps.ABOVE_ANY_PITCH).min(axis=1)
         high = window.max(axis=1)
         p = pitch[1:]

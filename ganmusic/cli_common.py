@@ -37,8 +37,6 @@ def cache_compiled_programs() -> None:
     error line for each (jax-ml/jax#38445). Set through the environment, which JAX reads when
     imported; where JAX_COMPILATION_CACHE_DIR is set, or JAX was imported first (a notebook, the
     tests), JAX's settings are left as they are. JAX_ENABLE_COMPILATION_CACHE=false turns it off."""
-    import importlib.util
-
     if "JAX_COMPILATION_CACHE_DIR" in os.environ or "jax" in sys.modules or not accelerator_plugin_installed():
         return
     folder = data.default_cache_dir() / "xla"
@@ -47,8 +45,8 @@ def cache_compiled_programs() -> None:
     except OSError:
         return  # nowhere to keep them: every command compiles, as without the cache
     os.environ["JAX_COMPILATION_CACHE_DIR"] = str(folder)  # JAX keeps programs that took 1 s or more
-    if importlib.util.find_spec("filelock"):  # JAX holds the size only with it (a dependency; a warning without)
-        os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(COMPILED_CACHE_BYTES))
+    # JAX holds the size with filelock, a dependency of ours for that
+    os.environ.setdefault("JAX_COMPILATION_CACHE_MAX_SIZE", str(COMPILED_CACHE_BYTES))
 
 
 def accelerator_plugin_installed() -> bool:

@@ -68,7 +68,7 @@ def memory_size(config) -> int:
 
 
 def register_size(config) -> int:
-    """How many recent pitches make the register the register scores measure against."""
+    """How many recent pitches the register scores take the range of (`register_span`, else the memory's)."""
     return config.register_span or config.pitch_memory
 
 
