@@ -87,6 +87,26 @@ def test_novelty_is_key_invariant_and_finds_copies():
     assert metrics.training_ngram_share(C_MAJOR[:5], training) is None  # too short for an 8-gram
 
 
+def melody(pitches):
+    return [Note(k * SPB, p, SPB) for k, p in enumerate(pitches)]
+
+
+def test_repeated_motifs_count_a_motif_played_again_in_any_key():
+    # C D E C, then the same shape a fifth up (G A B G): intervals +2 +2 -4 twice, so 2 of the 5
+    # four-note motifs are played twice; the three that cross the seam are played once.
+    assert metrics.repeated_motif_share(melody([60, 62, 64, 60, 67, 69, 71, 67])) == pytest.approx(2 / 5)
+    assert metrics.repeated_motif_share(melody([60, 61, 62, 63, 64])) == 1.0  # a chromatic run: +1 +1 +1 twice
+    assert metrics.repeated_motif_share(melody([60, 62, 65, 60, 69, 59])) == 0.0  # no shape twice
+    assert metrics.repeated_motif_share(melody([60, 62, 64])) == 0.0  # too short for one motif
+    # Brute force: each motif's count among all motifs.
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        notes = melody(60 + rng.integers(0, 3, size=rng.integers(4, 30)))
+        steps = [b.pitch - a.pitch for a, b in zip(notes[:-1], notes[1:])]
+        grams = [tuple(steps[i : i + 3]) for i in range(len(steps) - 2)]
+        assert metrics.repeated_motif_share(notes) == pytest.approx(np.mean([grams.count(g) > 1 for g in grams]))
+
+
 @pytest.mark.parametrize("case", ["normal", "skewed", "identical", "integers"])
 def test_binned_kde_is_the_exact_kernel_sum(case):
     """The density is binned and convolved for speed; the exact sum over every value agrees."""
