@@ -69,7 +69,7 @@ def step_sizes(fams: dict, eta: float) -> dict[str, float]:
 
 def note_events(tokens, cond, vocab: Vocab, config) -> dict[str, np.ndarray]:
     """Per family, the bucket of every event of one sequence the model scores: each note's
-    pitch (by interval, chord, memory, register), its onset and end phase."""
+    pitch (by interval, chord, memory, register, motif), its onset and end phase."""
     from ganmusic import pitch_scores as ps
 
     tokens = np.asarray(tokens, np.int64)
@@ -87,16 +87,18 @@ def note_events(tokens, cond, vocab: Vocab, config) -> dict[str, np.ndarray]:
     seen = np.concatenate([np.zeros((1, 12), np.int64), np.cumsum(pitch[:, None] % 12 == np.arange(12), axis=0)])
     j, pc = np.arange(len(pitch)), pitch % 12
     out["memory"] = np.minimum(seen[j, pc] - seen[np.maximum(j - config.pitch_memory, 0), pc], ps.MEMORY_SCORES - 1)
+    def before(span):  # per note after the first, the `span` pitches before it (-1: none)
+        return np.lib.stride_tricks.sliding_window_view(np.concatenate([np.full(span - 1, -1), pitch]), span)[:-1]
+
+    out["register"] = out["motif"] = np.zeros(0, np.int64)
     if len(pitch) > 1:
-        span = ps.register_size(config)
-        window = np.lib.stride_tricks.sliding_window_view(np.concatenate([np.full(span - 1, -1), pitch]), span)[:-1]
+        window, p = before(ps.register_size(config)), pitch[1:]
         low = np.where(window >= 0, window, ps.ABOVE_ANY_PITCH).min(axis=1)
         high = window.max(axis=1)
-        p = pitch[1:]
         outside = np.where(p > high, p - high, np.where(p < low, p - low, 0))
         out["register"] = np.clip(outside, -ps.MAX_REGISTER_STEP, ps.MAX_REGISTER_STEP) + ps.MAX_REGISTER_STEP
-    else:
-        out["register"] = np.zeros(0, np.int64)
+        if config.motif_span:
+            out["motif"] = ps.motif_buckets(before(config.motif_span), p[:, None], np).astype(np.int64)[:, 0]
     spb, bar = config.steps_per_beat, rows[:, ls.BAR_STEPS] > 0
     out["onset_phase"] = rows[bar, ls.BAR_STEP] % spb
     ends = bar & has_dur

@@ -203,6 +203,7 @@ class GeneratorConfig:
     pitch_memory: int = 0  # pitches also scored by how often their class was among this many recent ones
     pitch_register: bool = False  # and by where they lie against the range of recent pitches:
     register_span: int = 0  # this many (0: the last pitch_memory)
+    motif_span: int = 0  # and by the motifs they continue among this many recent pitches (0: not)
     phase_scores: int = 0  # with chords, the encoding's fine_beats: SHIFT and DUR scored by the beat phase they reach
 
     @classmethod
@@ -226,9 +227,10 @@ class GeneratorConfig:
         check(self.pitch_tokens is None or (len(self.pitch_tokens) == 2 and 0 < self.pitch_tokens[1] and 0 <= self.pitch_tokens[0]
               <= self.vocab_size - self.pitch_tokens[1]), f"pitch_tokens must lie inside the vocabulary, got {self.pitch_tokens}")
         check(0 <= self.pitch_memory <= 64 and 0 <= self.register_span <= 64 and 0 <= self.phase_scores <= 16
-              and bool(self.pitch_tokens or not (self.pitch_memory or self.phase_scores))
+              and (self.motif_span == 0 or 8 <= self.motif_span <= 64)
+              and bool(self.pitch_tokens or not (self.pitch_memory or self.phase_scores or self.motif_span))
               and bool(self.pitch_memory or not self.pitch_register) and bool(self.pitch_register or not self.register_span),
-              "pitch_memory and register_span 0 to 64 and phase_scores 0 to 16 need pitch_tokens, pitch_register needs "
+              "pitch_memory and register_span 0 to 64, motif_span 0 or 8 to 64 and phase_scores 0 to 16 need pitch_tokens, pitch_register needs "
               "pitch_memory, register_span needs pitch_register")
 
     def to_dict(self) -> dict:

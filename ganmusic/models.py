@@ -399,6 +399,8 @@ class Generator(nn.Module):
                 logits = logits + ps.memory_logits(cfg, span("memory"), recent)
             if cfg.pitch_register:
                 logits = logits + ps.register_logits(cfg, span("register"), recent)
+            if cfg.motif_span:
+                logits = logits + ps.motif_logits(cfg, span("motif"), recent)
             if cfg.phase_scores:
                 logits = logits + ps.phase_logits(cfg, span("onset_phase", "end_phase"), cond)
         return logits
