@@ -202,17 +202,16 @@ class GeneratorConfig:
     pitch_min: int = 21
     pitch_memory: int = 0  # pitches also scored by how often their class was among this many recent ones
     pitch_register: bool = False  # and by where they lie against the range of recent pitches:
-    register_span: int = 0  # this many (0: the last pitch_memory)
-    motif_span: int = 0  # and by the motifs they continue among this many recent pitches (0: not)
+    register_span: int = 0  # this many (0: the last pitch_memory); and by the motifs they continue among
+    motif_span: int = 0  # this many recent pitches (0: not)
     phase_scores: int = 0  # with chords, the encoding's fine_beats: SHIFT and DUR scored by the beat phase they reach
 
     @classmethod
     def for_vocab(cls, vocab, **kwargs) -> "GeneratorConfig":
         """A generator for an `encoding.Vocab`: its size, grid, pitch tokens and scores (`pitch_scores`)."""
         phase = vocab.config.fine_beats if kwargs.get("chords") is not False else 0
-        # The register over 32 pitches: over 16 the default's 128-note stretches spanned 29 semitones
-        # where the solos span 25.5, over 48 21.5 (README, "Playing the changes").
-        scores = {"pitch_memory": 16, "pitch_register": True, "register_span": 32, "phase_scores": phase}
+        # Register over 32: over 16 the default's 128 notes spanned 29 semitones, the solos' 25.5 (README).
+        scores = {"pitch_memory": 16, "pitch_register": True, "register_span": 32, "motif_span": 32, "phase_scores": phase}
         return cls(vocab_size=vocab.size, steps_per_beat=vocab.config.steps_per_beat, **{**scores, **kwargs},
                    pitch_tokens=(vocab.pitch_start, len(vocab.pitches)), pitch_min=vocab.config.pitch_min)
 

@@ -18,16 +18,21 @@ from ganmusic.models import Generator
 from test_chord_critic import ENC, VOCAB, chord_corpus
 
 
-@pytest.mark.parametrize("register_span", [0, 24])  # the register: the memory's 16 pitches, or its own 24
-def test_calibration_counts_each_note_in_the_buckets_the_model_scores_it_by(register_span):
-    cfg = GeneratorConfig.for_vocab(VOCAB, layers=(8,), embed_dim=4, chords=True, register_span=register_span)
+# The register: the memory's 16 pitches, or its own 24; motifs among 32 pitches (more than the
+# memory's and the register's) or 9.
+@pytest.mark.parametrize("register_span,motif_span", [(0, 32), (24, 9)])
+def test_calibration_counts_each_note_in_the_buckets_the_model_scores_it_by(register_span, motif_span):
+    cfg = GeneratorConfig.for_vocab(VOCAB, layers=(8,), embed_dim=4, chords=True, register_span=register_span,
+                                    motif_span=motif_span)
     params = Generator(cfg).init(jax.random.key(0), jnp.zeros((1, 8), jnp.int32))["params"]
     scores = jnp.arange(params["pitch_head"]["bias"].shape[0]) * 0.25 + 1.0  # one value per bucket
     zeroed = {**params, "pitch_head": {"kernel": jnp.zeros_like(params["pitch_head"]["kernel"]), "bias": 0 * scores}}
     scored = {**zeroed, "pitch_head": {**zeroed["pitch_head"], "bias": scores}}
     rng = np.random.default_rng(0)
     onsets = np.cumsum(rng.choice([1, 2, 3, 4, 6], 60))  # on the grid of 4 steps a beat: phases 0..3
-    notes = [enc.Note(int(o), int(p), int(d)) for o, p, d in zip(onsets, 60 + np.cumsum(rng.integers(-5, 6, 60)),
+    steps = rng.integers(-5, 6, 60)
+    steps[30:45], steps[50:54] = steps[10:25], steps[46:50]  # a motif again 20 notes on (beyond 9), one 4 on
+    notes = [enc.Note(int(o), int(p), int(d)) for o, p, d in zip(onsets, 60 + np.cumsum(steps),
                                                                 rng.integers(1, 5, 60))]
     tokens = enc.notes_to_tokens(notes, VOCAB)
     timeline = ChordTimeline.from_changes([(0.0, "Dm7"), (4.0, "G7"), (8.0, "Cmaj7"), (40.0, "F7")])
@@ -38,12 +43,14 @@ def test_calibration_counts_each_note_in_the_buckets_the_model_scores_it_by(regi
     layout = {name: start for name, (layer, start, _) in calibration.families(cfg, VOCAB).items() if layer == "pitch_head"}
     pitches = np.flatnonzero(VOCAB.token_type[tokens] == enc.T_PITCH)
     assert len(events["onset_phase"]) == len(events["memory"]) == len(pitches) == 60
+    assert events["motif"].max() >= 3  # a note that continues a motif after 3 intervals or more
     for j, at in enumerate(pitches):  # each pitch is predicted at the step before it
         expected = scores[layout["memory"] + events["memory"][j]]
         expected += scores[layout["root"] + events["root"][j]] + scores[layout["chord_tone"]] * events["chord_tone"][j]
         if j:
             expected += scores[layout["melodic"] + events["melodic"][j - 1]]
             expected += scores[layout["register"] + events["register"][j - 1]]
+            expected += scores[layout["motif"] + events["motif"][j - 1]]
         np.testing.assert_allclose(added[at - 1, tokens[at]], expected, atol=1e-5)
         # The shift before it (predicted from the last note's row) lands on the phase counted.
         if j:

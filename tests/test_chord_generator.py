@@ -13,6 +13,7 @@ from conftest import REAL_DATA, make_tiny_corpus
 from ganmusic import data, runs, sampling, train
 from ganmusic import encoding as enc
 from ganmusic import lead_sheets as ls
+from ganmusic import pitch_scores as ps
 from ganmusic.chords import bar_starts, parse_changes
 from ganmusic.configs import EncodingConfig, GeneratorConfig, RunConfig, SamplingConfig
 from ganmusic.models import Generator, generator_initial_carry
@@ -69,9 +70,40 @@ def test_unconditioned_generator_ignores_rows_and_old_configs_read_as_unconditio
     assert GeneratorConfig.from_dict(old).chords is False
 
 
+def motif_bucket(before, pitch, longest=4):
+    """The most intervals, up to `longest`, that the latest ones of `before` share with those
+    before an earlier interval which leads from the latest pitch to `pitch` (0: none)."""
+    steps = np.diff(before)
+    best = 0
+    for j in range(len(steps)):
+        if before[-1] + steps[j] == pitch:
+            n = 0
+            while n < min(longest, j) and steps[j - 1 - n] == steps[len(steps) - 1 - n]:
+                n += 1
+            best = max(best, n)
+    return best
+
+
+def test_motif_buckets_count_the_intervals_matched_before_an_earlier_step_to_each_pitch():
+    # 60 64 62 65, then the same shape a fifth up: after 67 71 69 the last two intervals (+4 -2)
+    # are those before the +3 that led 62 -> 65, so 72 continues the motif after two.
+    recent = np.array([-1, -1, 60, 64, 62, 65, 67, 71, 69])
+    buckets = dict(zip(range(60, 80), np.asarray(ps.motif_buckets(jnp.asarray(recent), jnp.arange(60, 80)))))
+    assert {p: b for p, b in buckets.items() if b} == {72: 2}  # no other earlier interval follows a -2
+    rng = np.random.default_rng(0)
+    for _ in range(200):  # against the plain loop, on short pitch sets that repeat intervals often
+        heard = int(rng.integers(2, 20))
+        recent = np.concatenate([np.full(20 - heard, -1), 60 + rng.integers(0, 4, heard)])
+        got = ps.motif_buckets(jnp.asarray(recent), jnp.arange(54, 70))
+        expected = [motif_bucket(recent[20 - heard :], p) for p in range(54, 70)]
+        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(ps.motif_buckets(recent, np.arange(54, 70), np), expected)  # calibration's
+
+
 @pytest.mark.parametrize("chords,scores", [(True, {}), (False, {}), (True, {"pitch_memory": 6, "register_span": 13}),
-                                           (True, {"pitch_memory": 13, "register_span": 6})])
-def test_the_head_scores_pitches_by_interval_memory_and_register_and_timing_by_the_beat_phase_it_reaches(chords, scores):
+                                           (True, {"pitch_memory": 13, "register_span": 6, "motif_span": 9}),
+                                           (True, {"motif_span": 0})])
+def test_the_head_scores_pitches_by_interval_memory_register_and_motif_and_timing_by_the_beat_phase_it_reaches(chords, scores):
     cfg, params = tiny_generator(chords=chords, **scores)
     model = Generator(cfg)
     rng = np.random.default_rng(3)
@@ -100,18 +132,20 @@ def test_the_head_scores_pitches_by_interval_memory_and_register_and_timing_by_t
                 low, high = min(register), max(register)
                 outside = p - high if p > high else p - low if p < low else 0
                 score += scores[27 + 13 * chords + 5 + np.clip(outside, -8, 8) + 8]
+            if before and cfg.motif_span:  # how far it continues a motif among the recent pitches
+                score += scores[27 + 13 * chords + 5 + 17 + motif_bucket(before[-cfg.motif_span:], p)]
             expected[b, t, VOCAB.pitch_token(p)] = score
         if chords:  # SHIFT and DUR by the phase in the beat they reach from the note's bar position
             phase = cond[b, t, ls.BAR_STEP] + VOCAB.token_value
-            spb = ENC.steps_per_beat
-            for kind, first in ((enc.T_SHIFT, 27 + 13 + 5 + 17), (enc.T_DUR, 27 + 13 + 5 + 17 + spb)):
+            spb, first = ENC.steps_per_beat, 27 + 13 + 5 + 17 + 5 * bool(cfg.motif_span)
+            for kind, first in ((enc.T_SHIFT, first), (enc.T_DUR, first + spb)):
                 on = VOCAB.token_type == kind
                 expected[b, t, on] = scores[first + phase[on] % spb] * (cond[b, t, ls.BAR_STEPS] > 0)
     np.testing.assert_allclose(added, expected, atol=1e-5)  # every key and octave alike, other tokens untouched
     # Runs saved before the register scores have a head without them, before the memory scores
     # without those too; runs saved before the head, none.
     old = cfg.to_dict()
-    del old["pitch_register"], old["register_span"], old["phase_scores"]
+    del old["pitch_register"], old["register_span"], old["phase_scores"], old["motif_span"]
     head = Generator(GeneratorConfig.from_dict(old)).init(jax.random.key(0), jnp.zeros((1, 4), jnp.int32))["params"]["pitch_head"]
     assert head["bias"].shape == (27 + 13 * chords + 5,)
     del old["pitch_memory"]
