@@ -303,8 +303,9 @@ class Generator(nn.Module):
     its features' projection is added to the embedding, so the recurrent layers (and cuDNN)
     see inputs of one size either way. With `config.pitch_tokens` the hidden state also scores
     every pitch by its interval from the previous pitch, by how often its pitch class was among
-    the last `pitch_memory` pitches and, with chords, by its interval from the chord's root and
-    as a chord tone (`pitch_scores`); the recent pitches ride in the carry."""
+    the last `pitch_memory` pitches, by the recent register and the motifs it continues and, with
+    chords, by its interval from the chord's root and as a chord tone (`pitch_scores`); the
+    recent pitches ride in the carry."""
 
     config: GeneratorConfig
     lstm_path: str = "auto"

@@ -1,7 +1,8 @@
 """Scores the generator gives pitches by their intervals: from the previous pitch, and from the
 sounding chord's root and as chord tones; by how often their pitch class was heard lately; by
-where they lie against the recent pitches' range; and, with chords, scores SHIFT and DUR tokens
-get by the phase in the beat where they put the note's onset or end.
+where they lie against the recent pitches' range; by how far they continue a motif heard among
+the recent pitches; and, with chords, scores SHIFT and DUR tokens get by the phase in the beat
+where they put the note's onset or end.
 
 The generator's hidden state gives one score per interval; each pitch token gets the score of
 its interval, in every key and octave alike. Each score is a bias on a feature of the output,
@@ -11,6 +12,8 @@ pitch where jazz solos do it 4% of the time, and 43% on chord tones against thei
 on pitch classes among the last 16 pitches where the solos' next pitch is one of them 78% of the
 time (they stay in a key), so its melodies wandered through more pitch classes a phrase. Without
 the register scores its 64-note stretches spanned 27-28 semitones where the solos span 22.
+Without the motif scores it played 12% of its 4-note motifs more than once in 128 notes, where
+the held-out solos restate or sequence 30% of theirs: an LSTM alone hardly copies what it played.
 `calibration` tilts these scores' biases so that the rates hold when the model plays freely too.
 """
 
