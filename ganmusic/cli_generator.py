@@ -224,7 +224,7 @@ def calibrate(
     seed: int = typer.Option(0, help="Seed of the sampling and of the training changes played over."),
 ):
     """Tilt a trained generator's output biases until its own samples show the training solos'
-    rates of what it scores (intervals, chord tones, pitch memory, register, beat phases, time
+    rates of what it scores (intervals, chord tones, pitch memory, register, motifs, beat phases, time
     between onsets, note lengths).
     Writes RUN/calibration.json; sampling and evaluation then use it. train-gan runs it at the end."""
     print_calibration(run, cal.calibrate(run, checkpoint, rounds=rounds, songs=songs, beats=beats, seed=seed))
