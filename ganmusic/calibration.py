@@ -87,6 +87,7 @@ def note_events(tokens, cond, vocab: Vocab, config) -> dict[str, np.ndarray]:
     seen = np.concatenate([np.zeros((1, 12), np.int64), np.cumsum(pitch[:, None] % 12 == np.arange(12), axis=0)])
     j, pc = np.arange(len(pitch)), pitch % 12
     out["memory"] = np.minimum(seen[j, pc] - seen[np.maximum(j - config.pitch_memory, 0), pc], ps.MEMORY_SCORES - 1)
+
     def before(span):  # per note after the first, the `span` pitches before it (-1: none)
         return np.lib.stride_tricks.sliding_window_view(np.concatenate([np.full(span - 1, -1), pitch]), span)[:-1]
 

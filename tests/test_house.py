@@ -138,6 +138,16 @@ def test_run_config_refuses_values_out_of_range(bad):
         tiny_run_config(**bad)
 
 
+@pytest.mark.parametrize("bad", [dict(motif_span=4), dict(motif_span=65), dict(pitch_memory=65), dict(register_span=65)])
+def test_generator_config_refuses_score_spans_out_of_range(bad):
+    vocab = Vocab(EncodingConfig())
+    assert GeneratorConfig.for_vocab(vocab).motif_span == 32  # new runs score motifs
+    with pytest.raises(ConfigError, match=next(iter(bad))):
+        GeneratorConfig.for_vocab(vocab, **bad)
+    with pytest.raises(ConfigError, match="need pitch_tokens"):  # no pitch tokens: nothing to score motifs on
+        GeneratorConfig(vocab_size=vocab.size, motif_span=16)
+
+
 def test_weight_decay_saved_is_what_ran():
     assert tiny_run_config(optimizer="adamw").weight_decay == 1e-4
     assert tiny_run_config(optimizer="adamw", weight_decay=0.0).weight_decay == 0.0
