@@ -362,6 +362,12 @@ def evaluate(
     for row in eval_report.summary_table(report):
         table.add_row(*row)
     print_result(table)
+    apart = Table(title="what sets each source apart most from real (chunk means, in standard deviations)")
+    for k, column in enumerate(eval_report.APART_COLUMNS):
+        apart.add_column(column, justify="right" if k > 1 else "left")
+    for row in eval_report.apart_table(report):
+        apart.add_row(*row)
+    print_result(apart)
     console.print(f"wrote {out}/ (report.json, report.md, chunks.csv, features.png"
                   f"{', curves.png' if (out / 'curves.png').exists() else ''}{', samples/' if (out / 'samples').exists() else ''})")
 

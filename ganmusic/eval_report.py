@@ -69,6 +69,16 @@ def summary_table(report: dict) -> list[list[str]]:
     return rows
 
 
+APART_COLUMNS = ["source", "feature", "value", "real", "difference (sd)"]
+
+
+def apart_table(report: dict) -> list[list[str]]:
+    """Rows `APART_COLUMNS`: per source the features that set it apart most from the reference
+    (`realism.most_apart`), largest difference first."""
+    return [[name, f["feature"], f"{f['value']:.3f}", f"{f['real']:.3f}", f"{f['d']:+.2f}"]
+            for name, entry in list(report["sources"].items())[1:] for f in entry.get("apart", [])]
+
+
 def jazz_transformer_table(report: dict) -> list[list[str]]:
     """H1, H4 and GS beside the Jazz Transformer paper's Table 2 (real WJazzD, their best model)."""
     names = list(report["sources"])
@@ -94,6 +104,11 @@ def markdown(report: dict) -> str:
              "value (the reference's, or the ideal where the metric compares with the reference itself).", "",
              "| metric | real | " + " | ".join(others) + " |", "|---|---|" + "---|" * len(others)]
     lines += ["| " + " | ".join(row) + " |" for row in summary_table(report)]
+    lines += ["", "## What sets each source apart most", "",
+              "The chunk features (a scalar, or one bin of a histogram) whose means differ most from the "
+              "reference's, in pooled standard deviations: where to look first.", "",
+              "| " + " | ".join(APART_COLUMNS) + " |", "|---" * len(APART_COLUMNS) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in apart_table(report)]
     lines += ["", "## The Jazz Transformer's metrics (Wu and Yang, ISMIR 2020, Table 2)", "",
               "Per piece, averaged over pieces as in MusDr: H1/H4, pitch-class histogram entropy in bits over "
               "every 1-/4-bar window; GS, 1 - XOR/positions between the onset vectors (16 per beat) of every "

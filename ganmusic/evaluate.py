@@ -240,7 +240,7 @@ def realism_chunks(source: Source, notes_per_chunk: int) -> list[realism.Chunk]:
 
 
 def overlap(rows: list[dict], reference_rows: list[dict], seed: int) -> dict:
-    """Per feature: Yang and Lerch's overlapping area and KL divergence against the reference."""
+    """Per feature: Yang and Lerch's overlapping area and KL divergence against the reference; `apart`."""
     out = {}
     for name in metrics.FEATURES:
         gen = np.array([r[name] for r in rows], dtype=np.float64)
@@ -250,7 +250,7 @@ def overlap(rows: list[dict], reference_rows: list[dict], seed: int) -> dict:
     oas = [v["overlap"] for v in out.values() if math.isfinite(v["overlap"])]
     kls = [v["kl"] for v in out.values() if math.isfinite(v["kl"])]
     return {"features": out, "closeness": float(np.mean(oas)) if oas else None,
-            "mean_kl": float(np.mean(kls)) if kls else None}
+            "mean_kl": float(np.mean(kls)) if kls else None, "apart": realism.most_apart(rows, reference_rows)}
 
 
 def classifier_scores(classifier, chunks: list[np.ndarray], encoding: EncodingConfig) -> list[float]:

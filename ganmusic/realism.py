@@ -24,6 +24,7 @@ from ganmusic.encoding import Note
 FOLDS = 5
 REPEATS = 3  # cross-validation repeats (fresh subsample and folds), averaged
 FLOOR_SPLITS = 5  # real-vs-real: the mean over this many random halvings of the files
+TOP_APART = 3  # features reported as what sets a source apart most
 
 
 @dataclass
@@ -177,3 +178,22 @@ def real_vs_real(real: list[Chunk], steps_per_beat: int, seed: int = 0, folds: i
     return {"accuracy": float(np.mean(accs)) if accs else None,
             "split_std": float(np.std(accs)) if accs else None, "splits": len(accs),
             "chunks_per_side": results[0]["chunks_per_side"], "chords": with_chords}
+
+
+def most_apart(rows: list[dict], real_rows: list[dict], top: int = TOP_APART) -> list[dict]:
+    """The `top` features (a scalar of `metrics.FEATURES`, or one bin of a histogram) whose chunk
+    means differ most between a source's chunks (`rows`, as `evaluate.chunk_rows` gives them) and
+    the real ones, in pooled standard deviations (Cohen's d): what gives the source away, for a
+    person to read beside the two-sample accuracy. Each: feature, value, real value, d."""
+    found = []
+    for name in metrics.FEATURES:
+        source = np.array([r[name] for r in rows], np.float64).reshape(len(rows), -1)
+        real = np.array([r[name] for r in real_rows], np.float64).reshape(len(real_rows), -1)
+        bins = metrics.HISTOGRAM_BINS.get(name)
+        for k in range(source.shape[1]):
+            spread = np.sqrt((source[:, k].var() + real[:, k].var()) / 2)
+            if spread > 1e-9:  # a feature constant on both sides tells nothing
+                label = f"{metrics.FEATURE_UNITS[name]}: {bins[k]}" if bins else name.replace("_", " ")
+                found.append({"feature": label, "value": float(source[:, k].mean()), "real": float(real[:, k].mean()),
+                              "d": float((source[:, k].mean() - real[:, k].mean()) / spread)})
+    return sorted(found, key=lambda f: -abs(f["d"]))[:top]

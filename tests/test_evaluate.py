@@ -73,6 +73,9 @@ def test_evaluate_run_and_midi_folder_side_by_side(setup, monkeypatch):
         assert set(entry["features"]) == set(metrics.FEATURES)
         assert 0.0 <= entry["p_jazz"] <= 1.0 and 0.0 <= entry["p_jazz_baseline"] <= 1.0
         assert 0.0 <= entry["means"]["novelty"] <= 1.0
+        assert len(entry["apart"]) == realism.TOP_APART  # what sets it apart most, in the tables too
+        top = entry["apart"][0]
+        assert any(top["feature"] in line and f"{top['value']:.3f}" in line for line in result.stdout.splitlines())
     assert np.isfinite(run["reference_nll"]) and "reference_nll" not in midi
     assert len(run["means"]["interval_histogram"]) == 2 * metrics.INTERVAL_CLIP + 1
     # The run's samples are written and decode; the pictures and tables exist.
@@ -82,6 +85,7 @@ def test_evaluate_run_and_midi_folder_side_by_side(setup, monkeypatch):
     md = (out / "report.md").read_text()
     assert "| closeness (mean overlap; 1: same as real) | 1.000 |" in md and "| better |" not in md
     assert "| H1 | 1.94 | 2.17-2.45 |" in md  # the paper's Table 2 beside ours
+    assert f"| midi | {midi['apart'][0]['feature']} | {midi['apart'][0]['value']:.3f} |" in md
     for entry in (reference, run, midi):
         assert 0.0 <= entry["lead_sheet"]["H1"] <= np.log2(12) and 0.0 <= entry["lead_sheet"]["GS"] <= 1.0
         assert entry["lead_sheet"]["chord_tone_share"] is None  # no chords in these files
@@ -94,6 +98,28 @@ def test_evaluate_run_and_midi_folder_side_by_side(setup, monkeypatch):
     tiny = np.array([float(r["p_jazz"]) for r in rows if r["source"] == "tiny"])
     assert np.isclose(tiny.mean(), run["p_jazz"]) and np.isclose(tiny.std(ddof=1) / np.sqrt(6), run["p_jazz_se"])
     assert all(0.0 <= float(r["p_jazz_baseline"]) <= 1.0 for r in rows)
+
+
+def test_most_apart_names_the_features_that_differ_most_in_standard_deviations():
+    rng = np.random.default_rng(0)
+    melodies = [[enc.Note(int(o), int(p), 2) for o, p in zip(np.cumsum(rng.integers(1, 6, 40)),
+                                                               60 + np.cumsum(rng.integers(-3, 4, 40)))]
+                for _ in range(30)]
+    real = [metrics.sample_features(m, 4) for m in melodies]
+    source = [dict(r) for r in real]
+    for r in source:  # a shift of one scalar feature and of one histogram bin, nothing else
+        r["syncopation_ratio"] = r["syncopation_ratio"] + 0.3
+        r["interval_histogram"] = r["interval_histogram"] + np.eye(len(r["interval_histogram"]))[metrics.INTERVAL_CLIP + 2]
+    spread = {"syncopation ratio": np.std([r["syncopation_ratio"] for r in real]),
+              "interval (semitones): 2": np.std([r["interval_histogram"][metrics.INTERVAL_CLIP + 2] for r in real])}
+    apart = realism.most_apart(source, real)
+    expected = sorted(spread, key=lambda f: spread[f])  # a shift of d sd is the shift over the spread
+    assert [f["feature"] for f in apart[:2]] == expected and len(apart) == realism.TOP_APART
+    for f in apart[:2]:
+        shift = 0.3 if f["feature"] == "syncopation ratio" else 1.0
+        assert f["d"] == pytest.approx(shift / spread[f["feature"]]) and f["value"] == pytest.approx(f["real"] + shift)
+    assert abs(apart[2]["d"]) < 1e-9  # the rest do not differ
+    assert realism.most_apart(real, real, top=50)[0]["d"] == 0.0
 
 
 def test_same_seed_same_report(setup, monkeypatch):
