@@ -240,7 +240,8 @@ def realism_chunks(source: Source, notes_per_chunk: int) -> list[realism.Chunk]:
 
 
 def overlap(rows: list[dict], reference_rows: list[dict], seed: int) -> dict:
-    """Per feature: Yang and Lerch's overlapping area and KL divergence against the reference; `apart`."""
+    """Per feature: Yang and Lerch's overlapping area and KL divergence against the reference; and
+    `apart`, the features whose chunk means differ most from it (`realism.most_apart`)."""
     out = {}
     for name in metrics.FEATURES:
         gen = np.array([r[name] for r in rows], dtype=np.float64)
@@ -296,9 +297,8 @@ def evaluate(inputs: list[str | Path], out_dir: str | Path, against: str | Path 
     notes a beat), so its chord-tone share and realism compare like with like; its reference NLL
     reads their chords."""
     from ganmusic import classify, plots, sampling
-    from ganmusic.runs import MetricsLog, load_run_config, restore_params
-
     from ganmusic.configs import check_seed
+    from ganmusic.runs import MetricsLog, load_run_config, restore_params
 
     check_seed(seed)
     if num < 1 or length < 24:
