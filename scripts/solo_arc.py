@@ -41,12 +41,13 @@ def real_arcs(sequences, vocab, groups=LENGTH_GROUPS, most: int = 6) -> list[dic
     from ganmusic import encoding as enc
 
     spb, out = vocab.config.steps_per_beat, []
-    solos = [o for o in (np.array([n.onset for n in enc.tokens_to_notes(s, vocab)]) for s in sequences) if len(o)]
+    onsets = [o for o in (np.array([n.onset for n in enc.tokens_to_notes(s, vocab)]) for s in sequences) if len(o)]
+    solos = [((o[-1] - o[0]) / spb, arc(o, spb, most)) for o in onsets]  # (beats from first to last onset, arc)
     for low, high in groups:
-        inside = [o for o in solos if low <= (o[-1] - o[0]) / spb < (high or np.inf)]
+        inside = [(beats, a) for beats, a in solos if low <= beats < (high or np.inf)]
         means = []
         for k in range(most):
-            through = [arc(o, spb, k + 1)[k] for o in inside if (o[-1] - o[0]) / spb >= (k + 1) * STRETCH_BEATS]
+            through = [a[k] for beats, a in inside if beats >= (k + 1) * STRETCH_BEATS]
             if not through:
                 break
             means.append(float(np.mean(through)))
