@@ -1,13 +1,16 @@
-"""How a solo's pace runs from its start: notes a beat in each stretch of 48 beats, for the real
-solos of a lead-sheet corpus (grouped by their length) and for runs that play whole solos over
-its test changes from the first bar.
+"""How a solo's pace and register run from its start: notes a beat in each stretch of 48 beats,
+and how far each stretch's mean pitch lies from the first stretch's, for the real solos of a
+lead-sheet corpus (grouped by their length) and for runs that play whole solos over its test
+changes from the first bar.
 
     python scripts/solo_arc.py [RUN ...] [--data ../shared/data/lead-sheets] [--beats 288]
                                [--num 64] [--seeds 0 1] [--out arc.json]
 
 Real solos pace themselves by their length: short ones are dense from the start, long ones begin
 sparse and build. A generator that thins out over a long song shows here, where the two-sample
-test on 128-note chunks cannot see it. Prints a table and saves JSON; 15 s for the pretrained
+test on 128-note chunks cannot see it; so does one whose songs start in more scattered registers
+than the solos (the spread, across songs, of the first stretch's mean pitch) and move back
+towards the middle. Prints two tables and saves JSON; 15 s for the pretrained
 generator, calibrated and raw, on a 2-core CPU. A run's folder name ending in `:raw` plays
 without its calibration.
 """
@@ -35,24 +38,46 @@ def arc(onsets, steps_per_beat: int, stretches: int, origin: int | None = None) 
     return np.bincount(k[(k >= 0) & (k < stretches)], minlength=stretches) / STRETCH_BEATS
 
 
+def registers(onsets, pitches, steps_per_beat: int, stretches: int, origin: int | None = None) -> np.ndarray:
+    """The mean pitch of each of the first `stretches` stretches (as `arc`; NaN: no note)."""
+    onsets, pitches = np.asarray(onsets, np.int64), np.asarray(pitches, np.float64)
+    if not len(onsets):
+        return np.full(stretches, np.nan)
+    k = (onsets - (onsets.min() if origin is None else origin)) // (STRETCH_BEATS * steps_per_beat)
+    inside = (k >= 0) & (k < stretches)
+    count = np.bincount(k[inside], minlength=stretches)
+    total = np.bincount(k[inside], weights=pitches[inside], minlength=stretches)
+    return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+
+
+def summary(solos, most: int) -> dict:
+    """Of (beats lasted, arc, registers) per solo: each stretch's notes a beat and its mean pitch's
+    distance from the first stretch's (semitones), averaged over the solos that last through it
+    (up to `most` stretches), and the spread (sd) of the first stretch's mean pitch."""
+    pace, moved = [], []
+    for k in range(most):
+        through = [(a[k], abs(r[k] - r[0])) for beats, a, r in solos if beats >= (k + 1) * STRETCH_BEATS]
+        if not through:
+            break
+        pace.append(float(np.mean([a for a, _ in through])))
+        distances = [m for _, m in through if not np.isnan(m)]  # NaN: a stretch without notes
+        moved.append(float(np.mean(distances)) if distances else None)
+    starts = [r[0] for _, _, r in solos if not np.isnan(r[0])]
+    return {"count": len(solos), "arc": pace, "register_moved": moved,
+            "register_spread": float(np.std(starts)) if starts else None}
+
+
 def real_arcs(sequences, vocab, groups=LENGTH_GROUPS, most: int = 6) -> list[dict]:
-    """Per length group of the solos: how many, and each stretch's notes a beat averaged over the
-    group's solos that last through it (up to `most` stretches)."""
+    """Per length group of the solos, its `summary`."""
     from ganmusic import encoding as enc
 
-    spb, out = vocab.config.steps_per_beat, []
-    onsets = [o for o in (np.array([n.onset for n in enc.tokens_to_notes(s, vocab)]) for s in sequences) if len(o)]
-    solos = [((o[-1] - o[0]) / spb, arc(o, spb, most)) for o in onsets]  # (beats from first to last onset, arc)
-    for low, high in groups:
-        inside = [(beats, a) for beats, a in solos if low <= beats < (high or np.inf)]
-        means = []
-        for k in range(most):
-            through = [a[k] for beats, a in inside if beats >= (k + 1) * STRETCH_BEATS]
-            if not through:
-                break
-            means.append(float(np.mean(through)))
-        out.append({"solos": f"{low}-{high} beats" if high else f"{low}+ beats", "count": len(inside), "arc": means})
-    return out
+    spb, solos = vocab.config.steps_per_beat, []
+    for notes in (enc.tokens_to_notes(s, vocab) for s in sequences):
+        if notes:
+            onsets, pitches = [n.onset for n in notes], [n.pitch for n in notes]
+            solos.append(((onsets[-1] - onsets[0]) / spb, arc(onsets, spb, most), registers(onsets, pitches, spb, most)))
+    return [{"solos": f"{low}-{high} beats" if high else f"{low}+ beats",
+             **summary([x for x in solos if low <= x[0] < (high or np.inf)], most)} for low, high in groups]
 
 
 def run_arc(run: str, forms, num: int, seeds) -> dict:
@@ -67,12 +92,15 @@ def run_arc(run: str, forms, num: int, seeds) -> dict:
     vocab, spb = enc.Vocab(config.encoding), config.encoding.steps_per_beat
     stretches = int(forms[0].beats // STRETCH_BEATS)
     cond = np.stack([f.rows(spb) for f in forms]) if config.generator.chords else None
-    arcs = []
+    played = []
     for seed in seeds:
         tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num,
                                  songs.tokens_for_beats(forms[0].beats), step_cond=cond)
-        arcs += [arc([n.onset for n in enc.tokens_to_notes(t, vocab)], spb, stretches, origin=0) for t in tokens]
-    return {"solos": Path(run.removesuffix(":raw")).name + ":raw" * raw, "count": len(arcs), "arc": np.mean(arcs, axis=0).tolist()}
+        for notes in (enc.tokens_to_notes(t, vocab) for t in tokens):
+            onsets, pitches = [n.onset for n in notes], [n.pitch for n in notes]
+            played.append((forms[0].beats, arc(onsets, spb, stretches, origin=0),
+                           registers(onsets, pitches, spb, stretches, origin=0)))
+    return {"solos": Path(run.removesuffix(":raw")).name + ":raw" * raw, **summary(played, stretches)}
 
 
 def main(argv=None) -> int:
@@ -97,13 +125,21 @@ def main(argv=None) -> int:
             rows.append({**row, "solos": f"real {split}, {row['solos']}"})
     forms = changes.corpus_forms(corpus, "test", args.beats, args.num)
     rows += [run_arc(run, forms, args.num, args.seeds) for run in args.runs]
-    table = Table(title=f"notes a beat per {STRETCH_BEATS} beats from the start of a solo")
     stretches = max(len(row["arc"]) for row in rows)
-    for name in ("solos", "count", *(f"{k * STRETCH_BEATS}-{(k + 1) * STRETCH_BEATS}" for k in range(stretches))):
-        table.add_column(name, justify="left" if name == "solos" else "right", no_wrap=True)
+    spans = [f"{k * STRETCH_BEATS}-{(k + 1) * STRETCH_BEATS}" for k in range(stretches)]
+    pace = Table(title=f"notes a beat per {STRETCH_BEATS} beats from the start of a solo")
+    register = Table(title=f"semitones each {STRETCH_BEATS} beats' mean pitch lies from the first {STRETCH_BEATS}'s "
+                           "(spread: the sd of the first's across solos)")
+    for table, extra in ((pace, []), (register, ["spread"])):
+        for name in ("solos", "count", *extra, *spans[len(extra):]):
+            table.add_column(name, justify="left" if name == "solos" else "right", no_wrap=True)
     for row in rows:
-        table.add_row(row["solos"], str(row["count"]), *(f"{v:.2f}" for v in row["arc"]))
-    Console(width=max(Console().width, 48 + 10 * stretches)).print(table)
+        pace.add_row(row["solos"], str(row["count"]), *(f"{v:.2f}" for v in row["arc"]))
+        register.add_row(row["solos"], str(row["count"]), *(f"{v:.1f}" if v is not None else "-"
+                                                            for v in [row["register_spread"], *row["register_moved"][1:]]))
+    console = Console(width=max(Console().width, 48 + 10 * stretches))
+    console.print(pace)
+    console.print(register)
     args.out.write_text(json.dumps({"stretch_beats": STRETCH_BEATS, "beats": args.beats, "rows": rows}, indent=1))
     print(f"wrote {args.out}")
     return 0
