@@ -28,25 +28,26 @@ STRETCH_BEATS = 48
 LENGTH_GROUPS = ((0, 96), (96, 192), (192, 288), (288, None))  # real solos by beats from first to last onset
 
 
-def arc(onsets, steps_per_beat: int, stretches: int, origin: int | None = None) -> np.ndarray:
-    """Notes a beat in each of the first `stretches` stretches of `STRETCH_BEATS` beats from
-    `origin` (grid steps; None: the first onset)."""
+def stretch_of(onsets, steps_per_beat: int, origin: int | None = None) -> np.ndarray:
+    """Which stretch of `STRETCH_BEATS` beats from `origin` (grid steps; None: the first onset)
+    each onset falls in."""
     onsets = np.asarray(onsets, np.int64)
-    if not len(onsets):
-        return np.zeros(stretches)
-    k = (onsets - (onsets.min() if origin is None else origin)) // (STRETCH_BEATS * steps_per_beat)
+    start = (onsets.min() if len(onsets) else 0) if origin is None else origin
+    return (onsets - start) // (STRETCH_BEATS * steps_per_beat)
+
+
+def arc(onsets, steps_per_beat: int, stretches: int, origin: int | None = None) -> np.ndarray:
+    """Notes a beat in each of the first `stretches` stretches (`stretch_of`)."""
+    k = stretch_of(onsets, steps_per_beat, origin)
     return np.bincount(k[(k >= 0) & (k < stretches)], minlength=stretches) / STRETCH_BEATS
 
 
 def registers(onsets, pitches, steps_per_beat: int, stretches: int, origin: int | None = None) -> np.ndarray:
-    """The mean pitch of each of the first `stretches` stretches (as `arc`; NaN: no note)."""
-    onsets, pitches = np.asarray(onsets, np.int64), np.asarray(pitches, np.float64)
-    if not len(onsets):
-        return np.full(stretches, np.nan)
-    k = (onsets - (onsets.min() if origin is None else origin)) // (STRETCH_BEATS * steps_per_beat)
+    """The mean pitch of each of the first `stretches` stretches (NaN: no note in it)."""
+    k = stretch_of(onsets, steps_per_beat, origin)
     inside = (k >= 0) & (k < stretches)
     count = np.bincount(k[inside], minlength=stretches)
-    total = np.bincount(k[inside], weights=pitches[inside], minlength=stretches)
+    total = np.bincount(k[inside], weights=np.asarray(pitches, np.float64)[inside], minlength=stretches)
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
