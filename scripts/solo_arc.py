@@ -51,6 +51,13 @@ def registers(onsets, pitches, steps_per_beat: int, stretches: int, origin: int 
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
 
+def played(notes, steps_per_beat: int, beats: float, stretches: int, origin: int | None = None) -> tuple:
+    """One solo or song as `summary` takes it: (beats it lasts, `arc`, `registers`)."""
+    onsets, pitches = [n.onset for n in notes], [n.pitch for n in notes]
+    return (beats, arc(onsets, steps_per_beat, stretches, origin),
+            registers(onsets, pitches, steps_per_beat, stretches, origin))
+
+
 def summary(solos, most: int) -> dict:
     """Of (beats lasted, arc, registers) per solo: each stretch's notes a beat and its mean pitch's
     distance from the first stretch's (semitones), averaged over the solos that last through it
@@ -75,8 +82,7 @@ def real_arcs(sequences, vocab, groups=LENGTH_GROUPS, most: int = 6) -> list[dic
     spb, solos = vocab.config.steps_per_beat, []
     for notes in (enc.tokens_to_notes(s, vocab) for s in sequences):
         if notes:
-            onsets, pitches = [n.onset for n in notes], [n.pitch for n in notes]
-            solos.append(((onsets[-1] - onsets[0]) / spb, arc(onsets, spb, most), registers(onsets, pitches, spb, most)))
+            solos.append(played(notes, spb, (notes[-1].onset - notes[0].onset) / spb, most))
     return [{"solos": f"{low}-{high} beats" if high else f"{low}+ beats",
              **summary([x for x in solos if low <= x[0] < (high or np.inf)], most)} for low, high in groups]
 
@@ -93,15 +99,12 @@ def run_arc(run: str, forms, num: int, seeds) -> dict:
     vocab, spb = enc.Vocab(config.encoding), config.encoding.steps_per_beat
     stretches = int(forms[0].beats // STRETCH_BEATS)
     cond = np.stack([f.rows(spb) for f in forms]) if config.generator.chords else None
-    played = []
+    songs_played = []
     for seed in seeds:
         tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num,
                                  songs.tokens_for_beats(forms[0].beats), step_cond=cond)
-        for notes in (enc.tokens_to_notes(t, vocab) for t in tokens):
-            onsets, pitches = [n.onset for n in notes], [n.pitch for n in notes]
-            played.append((forms[0].beats, arc(onsets, spb, stretches, origin=0),
-                           registers(onsets, pitches, spb, stretches, origin=0)))
-    return {"solos": Path(run.removesuffix(":raw")).name + ":raw" * raw, **summary(played, stretches)}
+        songs_played += [played(enc.tokens_to_notes(t, vocab), spb, forms[0].beats, stretches, origin=0) for t in tokens]
+    return {"solos": Path(run.removesuffix(":raw")).name + ":raw" * raw, **summary(songs_played, stretches)}
 
 
 def main(argv=None) -> int:
