@@ -10,7 +10,9 @@ round so that other load on a shared machine falls on all alike):
   loaded, the time before the shell prompt returns);
 - **end to end, --no-png**: the same without piano rolls;
 - **generation alone**: a process that restores the same checkpoint and calls
-  `sampling.sample` for the same 256 x 768 tokens; the time of that call, compile included, as
+  `sampling.sample` for the same 256 x 768 tokens (over the same changes, `songs.plan_songs`, for a
+  run that reads chords: the command then plays as many choruses of the default form as 768
+  tokens last); the time of that call, compile included, as
   the command pays it (its warm time, a second call, is reported beside it).
 
 A fourth process runs the end-to-end command again with its phases timed (the command's own code,
@@ -52,16 +54,17 @@ GENERATE = r"""
 import json, sys, time
 t0 = time.perf_counter()
 import jax
-from ganmusic import sampling
+from ganmusic import sampling, songs
 from ganmusic.runs import restore_params
 run, num, length = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 config, params = restore_params(run, "best")
+plan = songs.plan_songs(run, length)  # a chord-reading run plays over the default changes, as in the command
 t1 = time.perf_counter()
 times = []
 for seed in (0, 1):
     t = time.perf_counter()
-    tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num, length,
-                             sampling.SamplingConfig())
+    tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num, plan.length,
+                             sampling.SamplingConfig(), step_cond=plan.step_cond)
     jax.block_until_ready(tokens)
     times.append(time.perf_counter() - t)
 print(json.dumps({"imports_and_restore": t1 - t0, "generation": times[0], "generation_warm": times[1],

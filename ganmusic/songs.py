@@ -149,9 +149,8 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
     `primer_in_output` its notes are left out but not its beats."""
     import jax
 
-    from ganmusic import changes as changes_lib
     from ganmusic import sampling
-    from ganmusic.runs import load_run_config, restore_params, with_calibration
+    from ganmusic.runs import restore_params, with_calibration
 
     from ganmusic.configs import check_seed
 
@@ -164,6 +163,64 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
         if not ok:
             raise GanmusicError(f"{what} {value} is out of range (num 1-{MAX_NUM:,} songs, length 3-{MAX_LENGTH:,} "
                                 f"tokens, bars 1-{MAX_LENGTH // tokens_for_bars(1):,}, tempo 10-400 BPM)")
+    plan = plan_songs(run_dir, length, bars, primer, changes, choruses)
+    out_dir = Path(out_dir) if out_dir is not None else None
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise GanmusicError(f"{out_dir}: exists and is not a folder; choose another output folder")
+    config, raw = restore_params(run_dir, checkpoint, calibrated=False)
+    params = with_calibration(run_dir, raw)
+    form = plan.form
+    with song_writers(num, workers) as pool:  # started now: their imports overlap the sampling
+        tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num,
+                                 plan.length, sampling_config, primer=plan.primer_tokens, step_cond=plan.step_cond)
+        if out_dir is None:  # created only now that there are songs to write
+            out_dir = fresh_folder(Path(samples_dir or run_dir / "samples") / f"{checkpoint}-s{seed}")
+        primer_notes = len(plan.primed)
+        rows: list[dict] = []
+        summary = {"run": str(run_dir), "checkpoint": str(checkpoint), "calibrated": params is not raw, "seed": seed,
+                   "sampling": asdict(sampling_config), "num": num,
+                   **({"changes": {**form.summary(), "comping": comping}} if form is not None else {}),
+                   "complete": False, "samples": rows}
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_summary(out_dir, summary)
+        last_write = time.monotonic()
+        song = SongJob(config.encoding, primer_notes, primer_notes if primer_in_output else 0, plan.bars,
+                       primer_in_output or primer is None, tempo, png, wav, run_dir.name, form, comping)
+        jobs = ((row, out_dir / f"sample-{k:03d}.mid") for k, row in enumerate(np.asarray(tokens)))
+        # Many songs (or WAVs) take a while to write: a progress bar that says early how long.
+        with maybe_progress(progress and num > 1, "writing songs", num, estimate=True) as advance:
+            for row in (pool.map(song, jobs, chunksize=4) if pool else map(song, jobs)):
+                rows.append(row)
+                if time.monotonic() - last_write > 1.0:  # at most about once a second: cheap for thousands of songs
+                    write_summary(out_dir, summary)
+                    last_write = time.monotonic()
+                advance()
+    summary["complete"] = True
+    write_summary(out_dir, summary)
+    return {**summary, "out_dir": str(out_dir)}
+
+
+@dataclass(frozen=True)
+class SongPlan:
+    """What `generate_songs` samples: `length` tokens a song, over `step_cond` (a chord row per
+    time step, from `form`) where there are changes, after `primer_tokens` (the `primed` notes)."""
+
+    length: int
+    bars: int | None
+    form: object = None  # a `changes.Form`, repeated as many choruses as are played
+    step_cond: object = None
+    primer_tokens: object = None
+    primed: tuple = ()
+
+
+def plan_songs(run_dir: str | Path, length: int = 768, bars: int | None = None, primer: str | Path | None = None,
+               changes=None, choruses: int = 1) -> SongPlan:
+    """How long songs are and what they play over, from `generate_songs`'s arguments (see there);
+    refuses what cannot be played. For a notebook or a benchmark that samples with
+    `sampling.sample` as the command does."""
+    from ganmusic import changes as changes_lib
+    from ganmusic.runs import load_run_config
+
     run_config = load_run_config(run_dir)
     spb = run_config.encoding.steps_per_beat
     form, primer_tokens, primed, primer_steps = None, None, [], 0
@@ -201,44 +258,10 @@ def generate_songs(run_dir: str | Path, out_dir: str | Path | None = None, check
         if primer_steps >= form.steps(spb):
             raise GanmusicError(f"{primer}: the primer lasts as long as the changes ({form.beats:g} beats) or "
                                 "longer; play more choruses or give longer changes")
-    out_dir = Path(out_dir) if out_dir is not None else None
-    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
-        raise GanmusicError(f"{out_dir}: exists and is not a folder; choose another output folder")
-    config, raw = restore_params(run_dir, checkpoint, calibrated=False)
-    params = with_calibration(run_dir, raw)
-    length = tokens_for_bars(bars) if bars is not None else length
-    step_cond = None
     if form is not None:  # every song plays over the changes and ends with them
-        step_cond = form.rows(spb)
-        length = tokens_for_beats(form.beats)
-    with song_writers(num, workers) as pool:  # started now: their imports overlap the sampling
-        tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num, length,
-                                 sampling_config, primer=primer_tokens, step_cond=step_cond)
-        if out_dir is None:  # created only now that there are songs to write
-            out_dir = fresh_folder(Path(samples_dir or run_dir / "samples") / f"{checkpoint}-s{seed}")
-        primer_notes = len(primed)
-        rows: list[dict] = []
-        summary = {"run": str(run_dir), "checkpoint": str(checkpoint), "calibrated": params is not raw, "seed": seed,
-                   "sampling": asdict(sampling_config), "num": num,
-                   **({"changes": {**form.summary(), "comping": comping}} if form is not None else {}),
-                   "complete": False, "samples": rows}
-        out_dir.mkdir(parents=True, exist_ok=True)
-        write_summary(out_dir, summary)
-        last_write = time.monotonic()
-        song = SongJob(config.encoding, primer_notes, primer_notes if primer_in_output else 0, bars,
-                       primer_in_output or primer is None, tempo, png, wav, run_dir.name, form, comping)
-        jobs = ((row, out_dir / f"sample-{k:03d}.mid") for k, row in enumerate(np.asarray(tokens)))
-        # Many songs (or WAVs) take a while to write: a progress bar that says early how long.
-        with maybe_progress(progress and num > 1, "writing songs", num, estimate=True) as advance:
-            for row in (pool.map(song, jobs, chunksize=4) if pool else map(song, jobs)):
-                rows.append(row)
-                if time.monotonic() - last_write > 1.0:  # at most about once a second: cheap for thousands of songs
-                    write_summary(out_dir, summary)
-                    last_write = time.monotonic()
-                advance()
-    summary["complete"] = True
-    write_summary(out_dir, summary)
-    return {**summary, "out_dir": str(out_dir)}
+        return SongPlan(tokens_for_beats(form.beats), None, form, form.rows(spb), primer_tokens, tuple(primed))
+    return SongPlan(tokens_for_bars(bars) if bars is not None else length, bars, None, None, primer_tokens,
+                    tuple(primed))
 
 
 def chord_conditioned(config) -> bool:

@@ -19,6 +19,7 @@ from ganmusic import plots
 from ganmusic.chord_symbols import parse_chord
 from ganmusic.configs import EncodingConfig, GeneratorConfig, RunConfig
 from ganmusic.encoding import Note, Vocab
+from ganmusic.runs import load_run_config
 from test_robustness import assert_one_line_error
 
 # The bar: a 12-bar blues in F.
@@ -384,6 +385,11 @@ def test_a_chord_reading_generator_given_no_changes_plays_over_the_default_form(
     assert asked["changes"]["choruses"] == 3 and asked["changes"]["bars"] == 36
     # --length 768 (the default): 64 beats of room, two choruses
     assert songs.generate_songs(chord_run, tmp_path / "long", num=1, png=False)["changes"]["choruses"] == 2
+    # What the command samples, for a notebook or songs_bench: the same two choruses, a chord row a step.
+    plan = songs.plan_songs(chord_run, 768)
+    assert plan.form.beats == 96 and plan.bars is None and plan.length == songs.tokens_for_beats(96)
+    spb = load_run_config(chord_run).encoding.steps_per_beat
+    assert len(plan.step_cond) == plan.form.steps(spb) == 96 * spb and plan.primer_tokens is None
     too_long = run_cli("sample", chord_run, "--bars", 2000, "--out", tmp_path / "long")
     assert_one_line_error(too_long, "8000 beats", "167 choruses of blues-f", "fewer bars", code=2)
 
