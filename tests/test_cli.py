@@ -136,6 +136,37 @@ def test_a_second_command_loads_what_the_first_compiled(tmp_path):
     assert (tmp_path / "c" / "sample-000.mid").read_bytes() == (tmp_path / "a" / "sample-000.mid").read_bytes()
 
 
+def test_sample_warms_an_accelerator_in_a_thread_that_keeps_failures_to_itself(monkeypatch, capfd):
+    """On a GPU or TPU `sample` starts the device and its first copy while it imports; none of
+    that on the CPU alone, and a failing start prints nothing (the command reports it itself)."""
+    import threading
+
+    import jax
+
+    from ganmusic import cli_common
+
+    def warmers():
+        return [t for t in threading.enumerate() if t.name == "ganmusic-warm-accelerator"]
+
+    cli_common.warm_accelerator()  # this machine: the CPU alone
+    assert not warmers()
+    monkeypatch.setattr(cli_common, "accelerator_plugin_installed", lambda: True)
+    copies = []
+    monkeypatch.setattr(jax, "device_put", lambda x: copies.append(x.shape) or jax.numpy.asarray(x))
+    cli_common.warm_accelerator()
+    for thread in warmers():
+        thread.join()
+    assert copies == [(8,)]
+
+    def broken(x):
+        raise RuntimeError("no CUDA device")
+    monkeypatch.setattr(jax, "device_put", broken)
+    cli_common.warm_accelerator()
+    for thread in warmers():
+        thread.join()
+    assert "no CUDA device" not in capfd.readouterr().err
+
+
 def test_an_accelerator_is_a_jax_plugin_unless_jax_platforms_says_cpu(monkeypatch):
     import importlib.metadata
 
