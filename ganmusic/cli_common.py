@@ -7,7 +7,6 @@ import functools
 import inspect
 import os
 import sys
-import threading
 from pathlib import Path
 
 import typer
@@ -63,24 +62,13 @@ def accelerator_plugin_installed() -> bool:
         importlib.util.find_spec(name) is not None for name in ("jax_plugins", "libtpu"))
 
 
-def warm_accelerator() -> None:
-    """On a GPU or TPU, start the device and its first copy from the host in a background thread
-    while the command imports the rest and reads its checkpoint: on an H200 the two took 1.5-3 s
-    of a 10 s `sample` call (the first copy alone, inside orbax's restore, 1.4 s), time those
-    imports can hide. Not on the CPU alone, where they cost milliseconds. A plain, not a daemon,
-    thread: the interpreter waits for it at exit rather than stop it inside the device's start."""
-    if accelerator_plugin_installed():
-        threading.Thread(target=_first_device_copy, name="ganmusic-warm-accelerator").start()
-
-
-def _first_device_copy() -> None:
-    try:
-        import jax
-        import numpy as np
-
-        jax.device_put(np.zeros(8, np.float32)).block_until_ready()
-    except Exception:  # the command meets the same failure itself and says what it is
-        pass
+def allocate_on_demand() -> None:
+    """Let XLA take GPU memory as arrays need it instead of 75% of the card at the first array:
+    a command that samples or scores needs little, and on an H200 taking about 104 GiB up front
+    cost 1.4 s of a 10 s `sample` call. Only where JAX is not yet imported (a notebook keeps its
+    own settings) and no XLA_PYTHON_CLIENT_* variable says otherwise."""
+    if "jax" not in sys.modules and not any(name.startswith("XLA_PYTHON_CLIENT_") for name in os.environ):
+        os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
 
 
 def param_default(func, name: str):

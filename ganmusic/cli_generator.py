@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from ganmusic.cli_common import (ALLOW_OUTSIDE_HELP, MELODY, SPB, UserError, folder_name, joined_distributed,
-                                 param_default, print_result, user_errors, warm_accelerator)
+                                 param_default, print_result, user_errors, allocate_on_demand)
 from ganmusic import calibration as cal
 from ganmusic import evaluate as ev
 from ganmusic.changes import DEFAULT_FORM, shipped_forms  # light: no JAX
@@ -273,7 +273,7 @@ def sample(
 ):
     """Generate new songs from a trained generator: MIDI, piano-roll PNGs and a summary table;
     with --changes, improvisations over chord changes with a comping track."""
-    warm_accelerator()  # before the imports below: they hide most of its time
+    allocate_on_demand()  # before the imports below import JAX
     from ganmusic import pretrained, runs, songs
 
     sampling_config = SamplingConfig(temperature=temperature, top_k=top_k, top_p=top_p, argmax_mix=argmax_mix,
