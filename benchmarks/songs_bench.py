@@ -75,6 +75,8 @@ PHASES = r"""
 import json, sys, time
 t0 = time.perf_counter()
 marks = {}
+from ganmusic import cli_common
+cli_common.allocate_on_demand()  # as the command does before it imports JAX (imported next, to time it)
 from ganmusic import cli, runs, sampling
 
 
