@@ -10,8 +10,8 @@ import numpy as np
 import typer
 from rich.table import Table
 
-from ganmusic.cli_common import (ALLOW_OUTSIDE_HELP, MELODY, SPB, UserError, folder_name, joined_distributed,
-                                 param_default, print_result, user_errors, allocate_on_demand)
+from ganmusic.cli_common import (ALLOW_OUTSIDE_HELP, MELODY, SPB, UserError, allocate_on_demand, folder_name,
+                                 joined_distributed, param_default, print_result, user_errors)
 from ganmusic import calibration as cal
 from ganmusic import evaluate as ev
 from ganmusic.changes import DEFAULT_FORM, shipped_forms  # light: no JAX

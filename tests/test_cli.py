@@ -147,9 +147,9 @@ def test_sample_lets_xla_take_gpu_memory_on_demand_unless_told_otherwise(tmp_pat
                "print(os.environ.get('XLA_PYTHON_CLIENT_PREALLOCATE'))")
     env = {k: v for k, v in os.environ.items() if not k.startswith("XLA_PYTHON_CLIENT_")}
 
-    def preallocate(*extra: str, **variables: str):
+    def preallocate(**variables: str):
         out = subprocess.run([sys.executable, "-c", command, "sample", str(run), "--num", "1", "--length", "30",
-                              "--no-png", "--out", str(tmp_path / f"s{len(os.listdir(tmp_path))}"), *extra],
+                              "--no-png", "--out", str(tmp_path / f"s{len(os.listdir(tmp_path))}")],
                              env={**env, **variables}, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr
         return out.stdout.splitlines()[-1]
