@@ -63,12 +63,12 @@ def accelerator_plugin_installed() -> bool:
 
 
 def allocate_on_demand() -> None:
-    """Let XLA take GPU memory as arrays need it instead of 75% of the card at the first array: a
-    command that samples or scores needs little of it, and should leave the rest of a shared card
-    to others (on an H200 that first array took 1.4 s with the preallocation; the call as a whole
-    was not measurably faster without it, its sampling then allocating as it went). Only where JAX
-    is not yet imported (a notebook keeps its own settings) and no XLA_PYTHON_CLIENT_* variable
-    says otherwise."""
+    """Let XLA take GPU memory as arrays need it instead of 75% of the card at the first array:
+    `sample` needs little of it, and should leave the rest of a shared card to others (on an H200
+    that first array took 1.4 s with the preallocation; the call as a whole was not measurably
+    faster without it, its sampling then allocating as it went). Only where JAX is not yet
+    imported (a notebook keeps its own settings) and no XLA_PYTHON_CLIENT_* variable says
+    otherwise."""
     if "jax" not in sys.modules and not any(name.startswith("XLA_PYTHON_CLIENT_") for name in os.environ):
         os.environ["XLA_PYTHON_CLIENT_PREALLOCATE"] = "false"
 

@@ -151,10 +151,10 @@ def sample_run(run_dir: Path, config, params, num: int, length: int, seed: int, 
 
     from ganmusic import sampling, songs
 
-    vocab, spb = Vocab(config.encoding), config.encoding.steps_per_beat
-    tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num,
-                             songs.tokens_for_beats(forms[0].beats) if forms else length, sampling_config,
-                             step_cond=np.stack([f.rows(spb) for f in forms]) if forms else None)
+    vocab = Vocab(config.encoding)
+    length, step_cond = songs.over_forms(forms, config.encoding.steps_per_beat) if forms else (length, None)
+    tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num, length,
+                             sampling_config, step_cond=step_cond)
     if not forms:
         songs.write_songs(tokens, config.encoding, out_dir)
         return Source(run_dir.name, str(run_dir), "run", sequences=list(tokens), run_dir=run_dir,

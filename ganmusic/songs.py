@@ -98,6 +98,12 @@ def tokens_for_beats(beats: float) -> int:
     return int(np.ceil(beats * NOTES_PER_BEAT_ROOM)) * 3
 
 
+def over_forms(forms, steps_per_beat: int) -> tuple[int, np.ndarray]:
+    """Tokens to generate for songs over `forms` (`changes.Form`s of one length) and their chord
+    rows stacked, one song per form: what `sampling.sample` takes to play song k over form k."""
+    return tokens_for_beats(forms[0].beats), np.stack([f.rows(steps_per_beat) for f in forms])
+
+
 def song_notes(row, vocab: Vocab, primer_notes: int, bars: int | None, keep_primer: bool) -> list[Note]:
     """The notes of one sampled row: cut to `bars` 4/4 bars of generated music (after any
     primer) and, unless `keep_primer`, without the primer, shifted to start at 0."""

@@ -98,11 +98,12 @@ def run_arc(run: str, forms, num: int, seeds) -> dict:
     config, params = runs.restore_params(run.removesuffix(":raw"), "best", calibrated=not raw)
     vocab, spb = enc.Vocab(config.encoding), config.encoding.steps_per_beat
     stretches = int(forms[0].beats // STRETCH_BEATS)
-    cond = np.stack([f.rows(spb) for f in forms]) if config.generator.chords else None
+    length, cond = songs.over_forms(forms, spb)
+    cond = cond if config.generator.chords else None
     songs_played = []
     for seed in seeds:
-        tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num,
-                                 songs.tokens_for_beats(forms[0].beats), step_cond=cond)
+        tokens = sampling.sample(params, config.generator, config.encoding, jax.random.PRNGKey(seed), num, length,
+                                 step_cond=cond)
         songs_played += [played(enc.tokens_to_notes(t, vocab), spb, forms[0].beats, stretches, origin=0) for t in tokens]
     return {"solos": Path(run.removesuffix(":raw")).name + ":raw" * raw, **summary(songs_played, stretches)}
 
